@@ -1,0 +1,416 @@
+"""The pass pipeline from linalg-on-tensors to the LLVM dialect, written as data.
+
+A `Pipeline` is an ordered list of named `Stage`s. A stage is either a textual pass pipeline
+(`"canonicalize,cse"`, anchored on `builtin.module`) or a Python function that rewrites the module
+in place. Running a pipeline records each stage's compile time and, given a dump folder, writes
+the IR after every stage as `NN-<stage>.mlir` (with locations). Any verifier or pass failure
+becomes an `errors.CompileError` naming the stage and carrying MLIR's diagnostics; nothing is
+printed to stderr.
+
+The input contract: one `func.func @main` on builtin tensors (linalg, tensor, arith, math, scf,
+bufferization ops). The first stage (`destination-passing-abi`) turns it into
+`@main(inputs as memrefs..., one output memref per result) -> ()` with `llvm.emit_c_interface`,
+so torch allocates the outputs and the generated code writes straight into them.
+
+Stages are kept separate and named after what they do, so that one (typically
+`generate-loops`) can be replaced without touching the others: see `default_pipeline()` and
+`Pipeline.replace()`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable, Optional, Sequence, Union
+
+from mlir import ir, passmanager
+from mlir.dialects import bufferization, func
+
+from torch_mlir_backend.errors import CompileError
+from torch_mlir_backend.options import ENV_DUMP_DIR
+
+ENTRY_FUNCTION = "main"
+
+
+class ArgLayout(Enum):
+    """How an input tensor is laid out in memory, i.e. the memref layout of its ABI argument.
+
+    CONTIGUOUS inputs get the identity layout (the fastest code: strides are compile-time
+    constants); the runtime makes a non-contiguous tensor contiguous before such a call.
+    STRIDED inputs get `strided<[?, ...], offset: ?>`: the generated code reads the strides from
+    the descriptor, so any torch view can be passed without a copy.
+    """
+
+    CONTIGUOUS = "contiguous"
+    STRIDED = "strided"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One named step. `run` is a textual pass pipeline on `builtin.module` or a function
+    `run(module) -> None` that rewrites the module in place (it may raise CompileError)."""
+
+    name: str
+    run: Union[str, Callable[[ir.Module], None]]
+    description: str = ""
+
+    @property
+    def is_textual(self) -> bool:
+        return isinstance(self.run, str)
+
+    def __str__(self) -> str:
+        what = self.run if self.is_textual else f"<python {getattr(self.run, '__name__', self.run)}>"
+        return f"{self.name}: {what}"
+
+
+@dataclass
+class PipelineResult:
+    """What one `Pipeline.run` did: seconds per stage (in order) and the files it dumped."""
+
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    dumped_files: list[str] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.stage_seconds.values())
+
+    def report(self) -> str:
+        width = max((len(n) for n in self.stage_seconds), default=5)
+        lines = [f"  {n:<{width}}  {s * 1e3:8.2f} ms" for n, s in self.stage_seconds.items()]
+        lines.append(f"  {'total':<{width}}  {self.total_seconds * 1e3:8.2f} ms")
+        return "\n".join(lines)
+
+
+class _Diagnostics:
+    """Collects a context's diagnostics while attached (instead of printing them to stderr)."""
+
+    def __init__(self, context: ir.Context):
+        self.context = context
+        self.messages: list[str] = []
+        self._handle = None
+
+    def _handler(self, diag) -> bool:
+        self.messages.append(_format_diagnostic(diag))
+        return True  # handled: do not print
+
+    def __enter__(self) -> "_Diagnostics":
+        self._handle = self.context.attach_diagnostic_handler(self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.detach()
+
+    def take(self) -> str:
+        text = "\n".join(self.messages)
+        self.messages.clear()
+        return text
+
+
+def _format_diagnostic(diag, indent: str = "") -> str:
+    severity = str(diag.severity).rsplit(".", 1)[-1].lower()
+    text = f"{indent}{diag.location}: {severity}: {diag.message}"
+    for note in diag.notes:
+        text += "\n" + _format_diagnostic(note, indent + "  ")
+    return text
+
+
+def mlir_error_text(error: ir.MLIRError) -> str:
+    """The diagnostics an `MLIRError` carries, one a line (falls back to its message)."""
+    diags = getattr(error, "error_diagnostics", None) or []
+    if not diags:
+        return str(error)
+    return "\n".join(_format_diagnostic(d) for d in diags)
+
+
+class Pipeline:
+    """An ordered list of named stages; `run` applies them to a module in place."""
+
+    def __init__(self, stages: Sequence[Stage], name: str = "pipeline"):
+        names = [s.name for s in stages]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate stage names {duplicates}")
+        self.name = name
+        self.stages: list[Stage] = list(stages)
+
+    # -- editing (returns new pipelines; a Pipeline is shared by the compile cache) -------------
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"no stage {name!r} in {self.stage_names()}")
+
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def replace(self, name: str, new: Stage) -> "Pipeline":
+        self.stage(name)
+        return Pipeline([new if s.name == name else s for s in self.stages], self.name)
+
+    def insert_after(self, name: str, new: Stage) -> "Pipeline":
+        i = self.stage_names().index(name)
+        return Pipeline(self.stages[: i + 1] + [new] + self.stages[i + 1 :], self.name)
+
+    def without(self, name: str) -> "Pipeline":
+        self.stage(name)
+        return Pipeline([s for s in self.stages if s.name != name], self.name)
+
+    def describe(self) -> str:
+        lines = [f"{self.name}:"]
+        for i, s in enumerate(self.stages, 1):
+            lines.append(f"  {i:02d}-{s}")
+            if s.description:
+                lines.append(f"      {s.description}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def fingerprint(self) -> str:
+        """Identifies what the pipeline does (for compile cache keys)."""
+        return ";".join(
+            f"{s.name}={s.run if s.is_textual else getattr(s.run, '__qualname__', repr(s.run))}"
+            for s in self.stages
+        )
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(
+        self,
+        module: ir.Module,
+        dump_dir: Optional[str] = None,
+        stop_after: Optional[str] = None,
+    ) -> PipelineResult:
+        """Apply the stages in order to `module` (in place); stop after `stop_after` if given.
+
+        With a dump folder (or $TORCH_MLIR_BACKEND_DUMP_DIR), writes `00-input.mlir` and
+        `NN-<stage>.mlir` after each stage. Raises CompileError on any failure.
+        """
+        if stop_after is not None:
+            self.stage(stop_after)
+        dump_dir = dump_dir or os.environ.get(ENV_DUMP_DIR) or None
+        result = PipelineResult()
+        context = module.context
+        if dump_dir:
+            os.makedirs(dump_dir, exist_ok=True)
+            result.dumped_files.append(_dump(module, dump_dir, "00-input"))
+        with context, _Diagnostics(context) as diagnostics:
+            for index, stage in enumerate(self.stages, 1):
+                start = time.perf_counter()
+                _run_stage(stage, module, diagnostics)
+                result.stage_seconds[stage.name] = time.perf_counter() - start
+                if dump_dir:
+                    result.dumped_files.append(_dump(module, dump_dir, f"{index:02d}-{stage.name}"))
+                if stage.name == stop_after:
+                    break
+        return result
+
+
+def _run_stage(stage: Stage, module: ir.Module, diagnostics: _Diagnostics) -> None:
+    try:
+        if stage.is_textual:
+            pm = passmanager.PassManager.parse(f"builtin.module({stage.run})")
+            pm.run(module.operation)
+        else:
+            with ir.Location.unknown(module.context):
+                stage.run(module)
+            module.operation.verify()
+    except CompileError as e:
+        if not e.stage:
+            raise CompileError(str(e), e.diagnostics or diagnostics.take(), stage.name) from e
+        raise
+    except ir.MLIRError as e:
+        text = mlir_error_text(e)
+        collected = diagnostics.take()
+        if collected and collected not in text:
+            text = collected + "\n" + text
+        raise CompileError(f"{_first_line(e)}", text, stage.name) from None
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise CompileError(f"{type(e).__name__}: {_first_line(e)}", diagnostics.take(), stage.name) from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _dump(module: ir.Module, dump_dir: str, stem: str) -> str:
+    path = os.path.join(dump_dir, stem + ".mlir")
+    with open(path, "w") as f:
+        f.write(module.operation.get_asm(enable_debug_info=True))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Stage (a): destination-passing ABI
+# ------------------------------------------------------------------------------------------------
+
+
+def find_entry(module: ir.Module, name: str = ENTRY_FUNCTION) -> func.FuncOp:
+    funcs = [op for op in module.body.operations if isinstance(op.opview, func.FuncOp)]
+    for op in funcs:
+        if op.opview.sym_name.value == name:
+            return op.opview
+    raise CompileError(
+        f"the module has no func.func @{name} (functions: {[f.opview.sym_name.value for f in funcs]})"
+    )
+
+
+def memref_type_for(tensor_type: ir.RankedTensorType, layout: ArgLayout) -> ir.MemRefType:
+    if layout is ArgLayout.STRIDED:
+        dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+        strided = ir.StridedLayoutAttr.get(dyn, [dyn] * tensor_type.rank)
+        return ir.MemRefType.get(tensor_type.shape, tensor_type.element_type, layout=strided)
+    return ir.MemRefType.get(tensor_type.shape, tensor_type.element_type)
+
+
+def make_destination_passing_abi(
+    arg_layouts: Optional[Sequence[ArgLayout]] = None, entry: str = ENTRY_FUNCTION
+) -> Callable[[ir.Module], None]:
+    """A stage function rewriting `@entry(tensors) -> tensors` into
+    `@entry(input memrefs..., output memrefs...) -> ()`:
+    inputs are read through `bufferization.to_tensor ... restrict`, each result is written with
+    `bufferization.materialize_in_destination ... in restrict writable` into its output memref
+    (the caller allocates outputs, so there is no ownership handshake).
+    """
+    layouts = None if arg_layouts is None else tuple(ArgLayout(l) for l in arg_layouts)
+
+    def destination_passing_abi(module: ir.Module) -> None:
+        fn = find_entry(module, entry)
+        ftype = fn.type
+        inputs, results = list(ftype.inputs), list(ftype.results)
+        for kind, types in (("argument", inputs), ("result", results)):
+            for i, t in enumerate(types):
+                if not isinstance(t, ir.RankedTensorType):
+                    raise CompileError(f"@{entry} {kind} #{i} has type {t}; expected a ranked tensor")
+        arg_layout = layouts or (ArgLayout.CONTIGUOUS,) * len(inputs)
+        if len(arg_layout) != len(inputs):
+            raise CompileError(f"{len(arg_layout)} arg layouts given for {len(inputs)} arguments")
+        if len(fn.body.blocks) != 1:
+            raise CompileError(f"@{entry} must have a single block")
+        block = fn.body.blocks[0]
+        loc = fn.location
+
+        in_types = [memref_type_for(t, l) for t, l in zip(inputs, arg_layout)]
+        out_types = [memref_type_for(t, ArgLayout.CONTIGUOUS) for t in results]
+        first_op = block.operations[0]
+        for arg, mtype in zip(block.arguments, in_types):
+            arg.set_type(mtype)
+            with ir.InsertionPoint(first_op):
+                tensor = bufferization.to_tensor(inputs[arg.arg_number], arg, restrict=True)
+            arg.replace_all_uses_except(tensor, tensor.owner.operation)
+        outs = [block.add_argument(t, loc) for t in out_types]
+
+        ret = block.operations[len(block.operations) - 1]
+        if ret.name != "func.return":
+            raise CompileError(f"@{entry} does not end with func.return")
+        with ir.InsertionPoint(ret), ret.location:
+            for value, out in zip(ret.operands, outs):
+                bufferization.materialize_in_destination(None, value, out, restrict=True, writable=True)
+            func.ReturnOp([])
+        ret.erase()
+        fn.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(in_types + out_types, []))
+        fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+        for name in ("arg_attrs", "res_attrs"):
+            if name in fn.attributes:
+                del fn.attributes[name]
+
+    return destination_passing_abi
+
+
+# ------------------------------------------------------------------------------------------------
+# Stages (b)-(e)
+# ------------------------------------------------------------------------------------------------
+
+FUSE_ELEMENTWISE = "func.func(linalg-fuse-elementwise-ops),canonicalize,cse"
+
+# Outputs are function arguments already (memrefs), so the function boundary needs no type
+# conversion. `eliminate-empty-tensors` makes the op producing a result write straight into the
+# output memref.
+BUFFERIZE = (
+    "eliminate-empty-tensors,"
+    "one-shot-bufferize{bufferize-function-boundaries=true "
+    "function-boundary-type-conversion=identity-layout-map},"
+    "canonicalize,cse"
+)
+
+
+def _is_identity_layout(memref_type: ir.MemRefType) -> bool:
+    layout = memref_type.layout
+    return isinstance(layout, ir.AffineMapAttr) and layout.value.is_identity
+
+
+def strided_copies_to_linalg(module: ir.Module) -> None:
+    """Rewrite each `memref.copy` touching a non-identity layout into `linalg.copy`.
+
+    `finalize-memref-to-llvm` turns an identity-layout copy into `llvm.memcpy`, but a strided one
+    into a call to `memrefCopy` from the C runner-utils library, which the JIT does not load;
+    as a linalg op the copy becomes loops like everything else.
+    """
+    copies = []
+
+    def collect(op):
+        if op.name == "memref.copy":
+            copies.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for op in copies:
+        src, dst = op.operands
+        if _is_identity_layout(src.type) and _is_identity_layout(dst.type):
+            continue
+        from mlir.dialects import linalg  # slow to import (~0.1 s): only when needed
+
+        with ir.InsertionPoint(op), op.location:
+            linalg.copy(src, outs=[dst])
+        op.erase()
+
+DEALLOCATE = "buffer-deallocation-pipeline,convert-bufferization-to-memref,canonicalize"
+
+# Correctness first: every linalg op becomes scf loops of scalar code (LLVM's own vectorizer at
+# opt_level >= 2 still sees these loops). Replace this stage to tile/vectorize.
+GENERATE_LOOPS = "func.func(convert-linalg-to-loops),lower-affine,canonicalize,cse"
+
+# f16/bf16 math is computed in f32; functions without an LLVM intrinsic (tanh, erf, atan2, ...)
+# become libm calls, which the JIT resolves from the process; the rest become LLVM intrinsics.
+# bf16 <-> f32 conversions are expanded into integer code (no compiler-rt helper needed).
+LOWER_MATH = (
+    "func.func(math-extend-to-supported-types{target-type=f32},"
+    "arith-expand{include-bf16=true include-f4e2m1=false},"
+    "canonicalize),"
+    "convert-math-to-llvm,convert-math-to-libm,canonicalize"
+)
+
+TO_LLVM = (
+    "convert-vector-to-scf,convert-scf-to-cf,"
+    "expand-strided-metadata,lower-affine,"
+    "convert-vector-to-llvm,"
+    "finalize-memref-to-llvm,"
+    "convert-math-to-llvm,"
+    "convert-arith-to-llvm,"
+    "convert-index-to-llvm,"
+    "convert-cf-to-llvm,"
+    "convert-func-to-llvm,"
+    "convert-ub-to-llvm,"
+    "reconcile-unrealized-casts,"
+    "canonicalize,cse"
+)
+
+
+def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None) -> Pipeline:
+    """linalg-on-tensors `@main` -> LLVM dialect with a destination-passing `@main`."""
+    return Pipeline(
+        [
+            Stage("destination-passing-abi", make_destination_passing_abi(arg_layouts),
+                  "@main(tensors) -> tensors  =>  @main(in memrefs, out memrefs) -> ()"),
+            Stage("fuse-elementwise", FUSE_ELEMENTWISE, "fuse producer/consumer linalg.generic ops"),
+            Stage("bufferize", BUFFERIZE, "tensors -> memrefs; results written in place into outputs"),
+            Stage("deallocate", DEALLOCATE, "free temporary buffers"),
+            Stage("strided-copies-to-linalg", strided_copies_to_linalg,
+                  "memref.copy on strided memrefs -> linalg.copy (no runtime library call)"),
+            Stage("generate-loops", GENERATE_LOOPS, "linalg -> scf loops (replace to tile/vectorize)"),
+            Stage("lower-math", LOWER_MATH, "math ops -> LLVM intrinsics / libm calls"),
+            Stage("to-llvm", TO_LLVM, "everything -> LLVM dialect"),
+        ],
+        name="linalg-to-llvm",
+    )

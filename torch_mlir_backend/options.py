@@ -1,0 +1,36 @@
+"""Compile options: what `torch.compile(..., options={...})` may say, with environment defaults."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+ENV_DUMP_DIR = "TORCH_MLIR_BACKEND_DUMP_DIR"
+ENV_OPT_LEVEL = "TORCH_MLIR_BACKEND_OPT_LEVEL"
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    # Folder where every pipeline stage's IR is written (one file a stage, numbered).
+    dump_dir: Optional[str] = field(default_factory=lambda: os.environ.get(ENV_DUMP_DIR) or None)
+    # LLVM optimization level of the JIT (0-3).
+    opt_level: int = field(default_factory=lambda: int(os.environ.get(ENV_OPT_LEVEL, "3")))
+    # Print per-stage compile times to stderr.
+    verbose: bool = False
+
+    @staticmethod
+    def from_dict(options: Optional[dict]) -> "CompileOptions":
+        options = dict(options or {})
+        known = {f.name for f in fields(CompileOptions)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(
+                f"torch_mlir backend: unknown option(s) {unknown}; known options are {sorted(known)}"
+            )
+        if "opt_level" in options and options["opt_level"] not in (0, 1, 2, 3):
+            raise ValueError(f"torch_mlir backend: opt_level must be 0-3, got {options['opt_level']!r}")
+        return CompileOptions(**options)
+
+    def cache_key(self) -> tuple:
+        # The dump folder does not change the generated code.
+        return (self.opt_level,)

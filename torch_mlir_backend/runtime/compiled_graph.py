@@ -1,0 +1,263 @@
+"""A JIT-compiled graph callable on torch tensors, with destination-passing calls.
+
+`build_compiled_graph(...)` parses the linalg-on-tensors module into a context of its own, runs
+the lowering pipeline, verifies the result and hands it to MLIR's ExecutionEngine. A
+`CompiledGraph` call allocates the outputs with `torch.empty`, points memref descriptors at the
+inputs' and outputs' storage (no copies) and calls the packed `_mlir__mlir_ciface_main` wrapper.
+The engine (and the MLIR context behind it) lives exactly as long as the CompiledGraph.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from mlir import ir
+from mlir.execution_engine import ExecutionEngine
+
+from torch_mlir_backend.errors import CompileError
+from torch_mlir_backend.lowering.pipeline import (
+    ENTRY_FUNCTION,
+    ArgLayout,
+    Pipeline,
+    PipelineResult,
+    default_pipeline,
+    find_entry,
+    mlir_error_text,
+)
+from torch_mlir_backend.options import CompileOptions
+from torch_mlir_backend.types import TensorSpec, format_specs
+from torch_mlir_backend.runtime.memref import CallFrame, contiguous_strides, plan_slots
+
+ResultShapesFn = Callable[[Sequence[torch.Tensor]], Sequence[Sequence[int]]]
+
+OPENMP_LIBRARY = os.path.join(sys.prefix, "lib", "libiomp5.so")
+
+
+class CompiledGraph:
+    """`compiled(*tensors) -> list[torch.Tensor]`: one call of the JIT-compiled `@main`.
+
+    Inputs are checked (count, dtype, rank, static sizes) against `arg_specs`; outputs are fresh
+    contiguous tensors of `result_specs`' dtypes, shaped by `result_shapes(inputs)` when given
+    (needed when a result has dynamic dims), else by the static shapes of `result_specs`.
+    Safe to call from several threads at once (each thread has its own descriptors).
+    """
+
+    def __init__(
+        self,
+        engine: ExecutionEngine,
+        arg_specs: Sequence[TensorSpec],
+        result_specs: Sequence[TensorSpec],
+        arg_layouts: Optional[Sequence[ArgLayout]] = None,
+        result_shapes: Optional[ResultShapesFn] = None,
+        entry: str = ENTRY_FUNCTION,
+        keep_alive: tuple = (),
+        llvm_module_text: Optional[Callable[[], str]] = None,
+        pipeline_result: Optional[PipelineResult] = None,
+        jit_seconds: float = 0.0,
+    ):
+        self.arg_specs = tuple(arg_specs)
+        self.result_specs = tuple(result_specs)
+        self.arg_layouts = tuple(ArgLayout(l) for l in (arg_layouts or [ArgLayout.CONTIGUOUS] * len(arg_specs)))
+        if len(self.arg_layouts) != len(self.arg_specs):
+            raise ValueError(f"{len(self.arg_layouts)} arg layouts for {len(self.arg_specs)} arguments")
+        if result_shapes is None and not all(s.is_static for s in self.result_specs):
+            raise ValueError(
+                f"results [{format_specs(self.result_specs)}] have dynamic dims: pass result_shapes"
+            )
+        self.result_shapes = result_shapes
+        self.pipeline_result = pipeline_result
+        self.jit_seconds = jit_seconds
+        self._engine = engine
+        self._keep_alive = keep_alive  # the MLIR context/module the engine was made from
+        self._llvm_module_text = llvm_module_text
+        self._function = engine.lookup(entry)  # packed: void(void**)
+
+        strided = [l is ArgLayout.STRIDED for l in self.arg_layouts] + [False] * len(self.result_specs)
+        self._slots, self._total_words = plan_slots(
+            [s.shape for s in self.arg_specs] + [s.shape for s in self.result_specs], strided
+        )
+        n = len(self.arg_specs)
+        self._n_inputs = n
+        # Per input: (word offset, dtype, spec, static shape or None, must be contiguous, slot or None)
+        self._input_plan = [
+            (slot.offset, spec.dtype, spec, spec.shape if spec.is_static else None,
+             layout is ArgLayout.CONTIGUOUS, slot if slot.needs_shape_per_call else None)
+            for spec, layout, slot in zip(self.arg_specs, self.arg_layouts, self._slots[:n])
+        ]
+        self._static_outputs = [(s.shape, s.dtype) for s in self.result_specs] if result_shapes is None else None
+        self._output_plan = [
+            (slot.offset, spec.dtype, slot if slot.needs_shape_per_call else None)
+            for spec, slot in zip(self.result_specs, self._slots[n:])
+        ]
+        self._local = threading.local()
+
+    # -- calling ---------------------------------------------------------------------------------
+    def _frame(self) -> CallFrame:
+        try:
+            return self._local.frame
+        except AttributeError:
+            frame = self._local.frame = CallFrame(self._slots, self._total_words)
+            return frame
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        if len(inputs) != self._n_inputs:
+            raise TypeError(f"compiled graph takes {self._n_inputs} tensors, got {len(inputs)}")
+        frame = self._frame()
+        words = frame.words
+        alive = None  # contiguous copies made for this call
+        for t, (offset, dtype, spec, shape, contiguous, slot) in zip(inputs, self._input_plan):
+            if t.dtype is not dtype or (t.shape != shape if shape is not None else not _matches(t, spec)):
+                self._raise_bad_input(inputs)
+            if contiguous and not t.is_contiguous():
+                t = t.contiguous()
+                alive = (alive or []) + [t]
+            p = t.data_ptr()
+            words[offset] = p
+            words[offset + 1] = p
+            if slot is not None:
+                sizes = t.shape
+                frame.write_shape(slot, sizes, contiguous_strides(sizes) if contiguous else t.stride())
+
+        if self._static_outputs is not None:
+            outputs = [torch.empty(shape, dtype=dtype) for shape, dtype in self._static_outputs]
+        else:
+            outputs = [
+                torch.empty(tuple(shape), dtype=spec.dtype)
+                for shape, spec in zip(self.result_shapes(inputs), self.result_specs)
+            ]
+        for out, (offset, dtype, slot) in zip(outputs, self._output_plan):
+            p = out.data_ptr()
+            words[offset] = p
+            words[offset + 1] = p
+            if slot is not None:
+                frame.write_shape(slot, out.shape, out.stride())
+
+        self._function(frame.args_address)
+        del alive
+        return outputs
+
+    def _raise_bad_input(self, inputs) -> None:
+        got = ", ".join(
+            f"{list(t.shape)}{str(t.dtype).replace('torch.', '')}" if isinstance(t, torch.Tensor) else type(t).__name__
+            for t in inputs
+        )
+        raise TypeError(
+            f"compiled graph expects inputs [{format_specs(self.arg_specs)}], got [{got}]"
+        )
+
+    # -- introspection ---------------------------------------------------------------------------
+    @property
+    def engine(self) -> ExecutionEngine:
+        return self._engine
+
+    def llvm_dialect_asm(self) -> str:
+        return self._llvm_module_text() if self._llvm_module_text else ""
+
+    def profile_report(self) -> str:
+        lines = ["compile time per stage:"]
+        if self.pipeline_result is not None:
+            lines.append(self.pipeline_result.report())
+        lines.append(f"  jit: {self.jit_seconds * 1e3:.2f} ms")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"CompiledGraph([{format_specs(self.arg_specs)}] -> [{format_specs(self.result_specs)}])"
+
+
+def _matches(t: torch.Tensor, spec: TensorSpec) -> bool:
+    return t.dim() == spec.rank and all(d is None or d == s for d, s in zip(spec.shape, t.shape))
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def check_contract(module: ir.Module, arg_specs, result_specs, entry: str = ENTRY_FUNCTION) -> None:
+    """@main's tensor types must be the specs' builtin types."""
+    fn = find_entry(module, entry)
+    ftype = fn.type
+    want_in = [s.builtin_type() for s in arg_specs]
+    want_out = [s.builtin_type() for s in result_specs]
+    got_in = [str(t) for t in ftype.inputs]
+    got_out = [str(t) for t in ftype.results]
+    if got_in != want_in or got_out != want_out:
+        raise CompileError(
+            f"@{entry} has type ({', '.join(got_in)}) -> ({', '.join(got_out)}) but the specs say "
+            f"({', '.join(want_in)}) -> ({', '.join(want_out)})",
+            stage="contract",
+        )
+
+
+def _uses_openmp(module: ir.Module) -> bool:
+    found = []
+
+    def visit(op):
+        if op.name.startswith("omp."):
+            found.append(op.name)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return bool(found)
+
+
+def parse_module(module_or_text: Union[str, ir.Module], context: ir.Context) -> ir.Module:
+    """A copy of the input in `context` (the caller's module is never modified)."""
+    text = module_or_text if isinstance(module_or_text, str) else module_or_text.operation.get_asm(
+        enable_debug_info=True
+    )
+    try:
+        return ir.Module.parse(text, context)
+    except ir.MLIRError as e:
+        raise CompileError("cannot parse the linalg module", mlir_error_text(e), stage="parse") from None
+
+
+def build_compiled_graph(
+    module_or_text: Union[str, ir.Module],
+    arg_specs: Sequence[TensorSpec],
+    result_specs: Sequence[TensorSpec],
+    options: Optional[CompileOptions] = None,
+    arg_layouts: Optional[Sequence[ArgLayout]] = None,
+    result_shapes: Optional[ResultShapesFn] = None,
+    pipeline: Optional[Pipeline] = None,
+) -> CompiledGraph:
+    """Compile without the cache: parse, lower (`pipeline`, default `default_pipeline`), verify,
+    JIT. Raises CompileError (with MLIR diagnostics and the failing stage)."""
+    options = options or CompileOptions()
+    arg_layouts = tuple(ArgLayout(l) for l in (arg_layouts or [ArgLayout.CONTIGUOUS] * len(arg_specs)))
+    pipeline = pipeline or default_pipeline(arg_layouts)
+    context = ir.Context()
+    context.enable_multithreading(False)  # tiny modules; avoids a thread pool per context
+    module = parse_module(module_or_text, context)
+    with context:
+        check_contract(module, arg_specs, result_specs)
+    result = pipeline.run(module, dump_dir=options.dump_dir)
+    try:
+        module.operation.verify()
+    except ir.MLIRError as e:
+        raise CompileError("the lowered module does not verify", mlir_error_text(e), stage="verify") from None
+
+    shared_libs = [OPENMP_LIBRARY] if _uses_openmp(module) else []
+    start = time.perf_counter()
+    try:
+        engine = ExecutionEngine(module, opt_level=options.opt_level, shared_libs=shared_libs)
+    except (RuntimeError, ir.MLIRError) as e:
+        raise CompileError("the JIT rejected the module", str(e), stage="jit") from None
+    jit_seconds = time.perf_counter() - start
+    if options.verbose:
+        print(f"[torch_mlir_backend] compile times:\n{result.report()}\n  jit {jit_seconds * 1e3:.2f} ms",
+              file=sys.stderr)
+    return CompiledGraph(
+        engine,
+        arg_specs,
+        result_specs,
+        arg_layouts=arg_layouts,
+        result_shapes=result_shapes,
+        keep_alive=(context, module),
+        llvm_module_text=lambda: str(module),
+        pipeline_result=result,
+        jit_seconds=jit_seconds,
+    )
