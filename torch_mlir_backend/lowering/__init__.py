@@ -1,0 +1,8 @@
+"""Torch dialect -> linalg-on-tensors (rules by op family) and the pass pipeline to LLVM."""
+from .registry import LOWERINGS, LoweringContext, lowers, registered_overloads
+from .driver import lower_to_linalg
+
+# Importing a family module registers its rules.
+from . import elementwise, linear_algebra  # noqa: F401,E402
+
+__all__ = ["LOWERINGS", "LoweringContext", "lowers", "registered_overloads", "lower_to_linalg"]

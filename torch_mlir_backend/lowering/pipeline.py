@@ -337,7 +337,10 @@ BUFFERIZE = (
 
 def _is_identity_layout(memref_type: ir.MemRefType) -> bool:
     layout = memref_type.layout
-    return isinstance(layout, ir.AffineMapAttr) and layout.value.is_identity
+    if not isinstance(layout, ir.AffineMapAttr):
+        return False
+    amap = layout.value
+    return amap == ir.AffineMap.get_identity(amap.n_dims)
 
 
 def strided_copies_to_linalg(module: ir.Module) -> None:
@@ -397,6 +400,25 @@ TO_LLVM = (
 )
 
 
+def check_llvm_legal(module: ir.Module) -> None:
+    """Every op left must be in the LLVM (or OpenMP) dialect, else the JIT's translation fails
+    later with a less helpful message: name the leftovers and where they came from."""
+    leftovers: dict[str, str] = {}
+
+    def visit(op):
+        name = op.name
+        if not (name.startswith("llvm.") or name.startswith("omp.") or name == "builtin.module"):
+            leftovers.setdefault(name, str(op.location))
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    if leftovers:
+        raise CompileError(
+            f"ops not lowered to the LLVM dialect: {', '.join(sorted(leftovers))}",
+            "\n".join(f"{loc}: error: '{name}' was not lowered to LLVM" for name, loc in sorted(leftovers.items())),
+        )
+
+
 def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None) -> Pipeline:
     """linalg-on-tensors `@main` -> LLVM dialect with a destination-passing `@main`."""
     return Pipeline(
@@ -411,6 +433,7 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None) -> Pipel
             Stage("generate-loops", GENERATE_LOOPS, "linalg -> scf loops (replace to tile/vectorize)"),
             Stage("lower-math", LOWER_MATH, "math ops -> LLVM intrinsics / libm calls"),
             Stage("to-llvm", TO_LLVM, "everything -> LLVM dialect"),
+            Stage("check-llvm-legal", check_llvm_legal, "fail early if an op was not lowered"),
         ],
         name="linalg-to-llvm",
     )

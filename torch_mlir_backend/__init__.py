@@ -1,0 +1,13 @@
+"""torch-mlir-backend: `torch.compile(model, backend="torch_mlir")` on the CPU through MLIR.
+
+Data flows one way: `backend` (Dynamo + AOTAutograd) -> `importers` (FX -> Torch dialect) ->
+`lowering` (Torch dialect -> linalg-on-tensors -> LLVM dialect) -> `runtime` (LLVM JIT).
+"""
+from .backend import compile_fx_graph, make_backend, torch_mlir
+from .errors import CompileError, GraphImportError, TorchMlirBackendError, UnsupportedOpError
+from .options import CompileOptions
+
+__version__ = "0.1.0"
+
+__all__ = ["torch_mlir", "make_backend", "compile_fx_graph", "CompileOptions", "CompileError",
+           "GraphImportError", "TorchMlirBackendError", "UnsupportedOpError", "__version__"]

@@ -1,0 +1,183 @@
+"""Torch dialect -> linalg-on-tensors: a linear walk over each function's ops, calling the rule
+registered for each op (see `registry.py`). Constants and lists become Python values that rules
+receive directly; tensors become builtin `tensor<...>` values.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from mlir import ir
+from mlir.dialects import arith, func as func_d
+
+from ..errors import CompileError, TorchMlirBackendError, UnsupportedOpError
+from ..types import TensorSpec, format_specs
+from . import builders
+from .registry import LOWERINGS, LoweringContext, check_dtypes, user_source_line
+
+# Ops the driver itself turns into Python values.
+_CONSTANT_OPS = {"torch.constant.int", "torch.constant.float", "torch.constant.bool",
+                 "torch.constant.str", "torch.constant.device", "torch.constant.none"}
+
+
+def torch_type_spec(t: ir.Type) -> Optional[TensorSpec]:
+    text = str(t)
+    if text.startswith("!torch.vtensor<") or text.startswith("!torch.tensor<"):
+        return TensorSpec.from_torch_type(text)
+    return None
+
+
+def _scalar_builtin_type(t: ir.Type) -> ir.Type:
+    text = str(t)
+    if text == "!torch.int":
+        return ir.IntegerType.get_signless(64)
+    if text == "!torch.float":
+        return ir.F64Type.get()
+    if text == "!torch.bool":
+        return ir.IntegerType.get_signless(1)
+    raise CompileError(f"function argument or result of type {text} is not supported")
+
+
+def builtin_type(t: ir.Type) -> ir.Type:
+    spec = torch_type_spec(t)
+    return builders.tensor_type(spec) if spec is not None else _scalar_builtin_type(t)
+
+
+def _constant_value(op: ir.Operation) -> Any:
+    name = op.name
+    if name == "torch.constant.none":
+        return None
+    attr = op.attributes["value"]
+    if name == "torch.constant.int":
+        return ir.IntegerAttr(attr).value
+    if name == "torch.constant.float":
+        return ir.FloatAttr(attr).value
+    if name == "torch.constant.bool":
+        return ir.BoolAttr(attr).value
+    return ir.StringAttr(attr).value
+
+
+class FunctionLowering:
+    """Lowers one Torch-dialect `func.func` into a new builtin-typed `func.func`."""
+
+    def __init__(self, source: func_d.FuncOp):
+        self.source = source
+        self.values: dict[ir.Value, Any] = {}
+
+    def lower_into(self, module: ir.Module) -> func_d.FuncOp:
+        src_type = ir.FunctionType(ir.TypeAttr(self.source.attributes["function_type"]).value)
+        arg_types = [builtin_type(t) for t in src_type.inputs]
+        result_types = [builtin_type(t) for t in src_type.results]
+        name = ir.StringAttr(self.source.attributes["sym_name"]).value
+        with ir.InsertionPoint(module.body), self.source.location:
+            fn = func_d.FuncOp(name, ir.FunctionType.get(arg_types, result_types))
+            block = fn.add_entry_block()
+        for old, new in zip(self.source.regions[0].blocks[0].arguments, block.arguments):
+            self.values[old] = new
+        with ir.InsertionPoint(block):
+            for op in self.source.regions[0].blocks[0].operations:
+                op = op.operation
+                with op.location:
+                    self._lower_op(op)
+        return fn
+
+    def _lower_op(self, op: ir.Operation) -> None:
+        name = op.name
+        if name in _CONSTANT_OPS:
+            self.values[op.results[0]] = _constant_value(op)
+        elif name == "torch.prim.ListConstruct":
+            self.values[op.results[0]] = [self.values[v] for v in op.operands]
+        elif name == "torch.vtensor.literal":
+            attr = op.attributes["value"]
+            self.values[op.results[0]] = arith.ConstantOp(ir.DenseElementsAttr(attr).type, attr).result
+        elif name == "func.return":
+            func_d.ReturnOp([self._materialize_result(v) for v in op.operands])
+        else:
+            self._lower_with_rule(op)
+
+    def _materialize_result(self, value: ir.Value) -> ir.Value:
+        lowered = self.values[value]
+        if isinstance(lowered, ir.Value):
+            return lowered
+        # A constant scalar result (e.g. a size) of the graph.
+        t = builtin_type(value.type)
+        if isinstance(lowered, bool) or str(t) == "i1":
+            return arith.ConstantOp(t, ir.IntegerAttr.get(t, int(lowered))).result
+        if isinstance(lowered, float) or str(t) == "f64":
+            return arith.ConstantOp(t, ir.FloatAttr.get(t, float(lowered))).result
+        return arith.ConstantOp(t, ir.IntegerAttr.get(t, int(lowered))).result
+
+    def _lower_with_rule(self, op: ir.Operation) -> None:
+        in_specs = [torch_type_spec(v.type) for v in op.operands]
+        location = op.location
+        rule = LOWERINGS.get(op.name)
+        if rule is None:
+            raise UnsupportedOpError(_overload_name(op.name), "no lowering rule for this op",
+                                     format_specs(in_specs), user_source_line(location))
+        ctx = LoweringContext(op.name, rule.target, in_specs,
+                              [torch_type_spec(r.type) for r in op.results], location)
+        check_dtypes(ctx, rule)
+        args = [self.values[v] for v in op.operands]
+        if not rule.wrapped_scalars:
+            args = [_scalar_as_tensor(a, spec) if spec is not None and not isinstance(a, ir.Value) else a
+                    for a, spec in zip(args, in_specs)]
+        try:
+            results = rule.fn(ctx, *args)
+        except TorchMlirBackendError:
+            raise
+        except Exception as e:  # a bug in a rule: still a Python error naming the op, never a crash
+            raise CompileError(f"lowering rule of {rule.target} failed on inputs ({format_specs(in_specs)}) "
+                               f"at {ctx.source_line or 'unknown location'}: {type(e).__name__}: {e}") from e
+        if len(op.results) == 1 and not isinstance(results, (tuple, list)):
+            results = [results]
+        if len(results) != len(op.results):
+            raise CompileError(f"lowering rule of {rule.target} returned {len(results)} values "
+                               f"for {len(op.results)} results")
+        for old, new in zip(op.results, results):
+            spec = torch_type_spec(old.type)
+            if spec is not None and isinstance(new, ir.Value):
+                new = _match_type(new, builders.tensor_type(spec), rule.target)
+            self.values[old] = new
+
+
+def _scalar_as_tensor(value: Any, spec: TensorSpec) -> ir.Value:
+    """Materialize a wrapped number as the 0-d tensor its type says (for non-elementwise rules)."""
+    t = builders.tensor_type(spec)
+    return arith.ConstantOp(t, ir.DenseElementsAttr.get_splat(t, builders.scalar_attr(value, spec.dtype))).result
+
+
+def _match_type(value: ir.Value, expected: ir.Type, target) -> ir.Value:
+    """Rules may produce a more or less static type than the importer's; cast where legal."""
+    if value.type == expected:
+        return value
+    from mlir.dialects import tensor
+
+    got = ir.RankedTensorType(value.type)
+    exp = ir.RankedTensorType(expected)
+    if got.element_type != exp.element_type or got.rank != exp.rank:
+        raise CompileError(f"lowering rule of {target} produced {value.type}, expected {expected}")
+    return tensor.CastOp(expected, value).result
+
+
+def _overload_name(op_name: str) -> str:
+    # torch.aten.foo.bar -> aten.foo.bar
+    parts = op_name.split(".")
+    return ".".join(parts[1:]) if len(parts) > 3 else ".".join(parts[1:]) + ".default"
+
+
+def lower_to_linalg(torch_module: ir.Module) -> ir.Module:
+    """A new module holding the linalg-on-tensors form of every function of `torch_module`."""
+    ctx = torch_module.context
+    with ctx, ir.Location.unknown():
+        out = ir.Module.create()
+        for op in torch_module.body.operations:
+            if op.operation.name == "func.func":
+                FunctionLowering(op).lower_into(out)
+        try:
+            out.operation.verify()
+        except ir.MLIRError as e:
+            raise CompileError("linalg-on-tensors module does not verify",
+                               diagnostics="\n".join(str(d) for d in e.error_diagnostics),
+                               stage="torch-to-linalg") from None
+    return out
