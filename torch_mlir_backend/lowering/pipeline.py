@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Callable, Optional, Sequence, Union
 
 from mlir import ir, passmanager
-from mlir.dialects import bufferization, func
+from mlir.dialects import arith, bufferization, func
 
 from torch_mlir_backend.errors import CompileError
 from torch_mlir_backend.options import ENV_DUMP_DIR
@@ -100,6 +100,9 @@ class _Diagnostics:
 
     def __exit__(self, *exc) -> None:
         self._handle.detach()
+        # Break the context -> handler -> self -> context cycle (gc cannot see the C++ side).
+        self._handle = None
+        self.context = None
 
     def take(self) -> str:
         text = "\n".join(self.messages)
@@ -264,6 +267,14 @@ def memref_type_for(tensor_type: ir.RankedTensorType, layout: ArgLayout) -> ir.M
     return ir.MemRefType.get(tensor_type.shape, tensor_type.element_type)
 
 
+def _abi_tensor_type(tensor_type: ir.RankedTensorType) -> ir.RankedTensorType:
+    """Bool tensors cross the ABI as i8 (torch stores a bool a byte; MLIR's memref-to-LLVM
+    lowering refuses sub-byte element loads/stores)."""
+    if tensor_type.element_type == ir.IntegerType.get_signless(1):
+        return ir.RankedTensorType.get(tensor_type.shape, ir.IntegerType.get_signless(8))
+    return tensor_type
+
+
 def make_destination_passing_abi(
     arg_layouts: Optional[Sequence[ArgLayout]] = None, entry: str = ENTRY_FUNCTION
 ) -> Callable[[ir.Module], None]:
@@ -291,14 +302,19 @@ def make_destination_passing_abi(
         block = fn.body.blocks[0]
         loc = fn.location
 
-        in_types = [memref_type_for(t, l) for t, l in zip(inputs, arg_layout)]
-        out_types = [memref_type_for(t, ArgLayout.CONTIGUOUS) for t in results]
+        in_types = [memref_type_for(_abi_tensor_type(t), l) for t, l in zip(inputs, arg_layout)]
+        out_types = [memref_type_for(_abi_tensor_type(t), ArgLayout.CONTIGUOUS) for t in results]
         first_op = block.operations[0]
         for arg, mtype in zip(block.arguments, in_types):
+            tensor_type = inputs[arg.arg_number]
             arg.set_type(mtype)
-            with ir.InsertionPoint(first_op):
-                tensor = bufferization.to_tensor(inputs[arg.arg_number], arg, restrict=True)
-            arg.replace_all_uses_except(tensor, tensor.owner.operation)
+            with ir.InsertionPoint(first_op), arg.location:
+                tensor = bufferization.to_tensor(_abi_tensor_type(tensor_type), arg, restrict=True)
+                keep = [tensor.owner.operation]
+                if tensor_type != tensor.type:  # bool: i8 in memory, i1 in the body
+                    tensor = arith.TruncIOp(tensor_type, tensor).result
+                    keep.append(tensor.owner.operation)
+            arg.replace_all_uses_except(tensor, keep)
         outs = [block.add_argument(t, loc) for t in out_types]
 
         ret = block.operations[len(block.operations) - 1]
@@ -306,6 +322,9 @@ def make_destination_passing_abi(
             raise CompileError(f"@{entry} does not end with func.return")
         with ir.InsertionPoint(ret), ret.location:
             for value, out in zip(ret.operands, outs):
+                abi_type = _abi_tensor_type(value.type)
+                if abi_type != value.type:
+                    value = arith.ExtUIOp(abi_type, value).result
                 bufferization.materialize_in_destination(None, value, out, restrict=True, writable=True)
             func.ReturnOp([])
         ret.erase()
@@ -322,7 +341,11 @@ def make_destination_passing_abi(
 # Stages (b)-(e)
 # ------------------------------------------------------------------------------------------------
 
-FUSE_ELEMENTWISE = "func.func(linalg-fuse-elementwise-ops),canonicalize,cse"
+# `convert-elementwise-to-linalg` turns arith ops on whole tensors (the ABI's bool casts) into
+# linalg.generic so they fuse with their neighbours.
+FUSE_ELEMENTWISE = (
+    "func.func(convert-elementwise-to-linalg,linalg-fuse-elementwise-ops),canonicalize,cse"
+)
 
 # Outputs are function arguments already (memrefs), so the function boundary needs no type
 # conversion. `eliminate-empty-tensors` makes the op producing a result write straight into the
@@ -333,6 +356,28 @@ BUFFERIZE = (
     "function-boundary-type-conversion=identity-layout-map},"
     "canonicalize,cse"
 )
+
+
+def check_no_i1_buffers(module: ir.Module) -> None:
+    """MLIR's memref-to-LLVM lowering asserts (aborting the process) on loads/stores of i1
+    memrefs. Bool inputs/outputs are i8 at the ABI; a bool temporary buffer that fusion could not
+    remove is reported as a CompileError instead of crashing."""
+    i1 = ir.IntegerType.get_signless(1)
+    found: dict[str, str] = {}
+
+    def visit(op):
+        for value in list(op.results):
+            t = value.type
+            if isinstance(t, (ir.MemRefType, ir.UnrankedMemRefType)) and t.element_type == i1:
+                found.setdefault(op.name, str(op.location))
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    if found:
+        raise CompileError(
+            "bool (i1) temporary buffers are not supported yet",
+            "\n".join(f"{loc}: error: '{name}' produces an i1 memref" for name, loc in sorted(found.items())),
+        )
 
 
 def _is_identity_layout(memref_type: ir.MemRefType) -> bool:
@@ -427,6 +472,7 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None) -> Pipel
                   "@main(tensors) -> tensors  =>  @main(in memrefs, out memrefs) -> ()"),
             Stage("fuse-elementwise", FUSE_ELEMENTWISE, "fuse producer/consumer linalg.generic ops"),
             Stage("bufferize", BUFFERIZE, "tensors -> memrefs; results written in place into outputs"),
+            Stage("check-no-i1-buffers", check_no_i1_buffers, "bool temporaries would crash LLVM lowering"),
             Stage("deallocate", DEALLOCATE, "free temporary buffers"),
             Stage("strided-copies-to-linalg", strided_copies_to_linalg,
                   "memref.copy on strided memrefs -> linalg.copy (no runtime library call)"),

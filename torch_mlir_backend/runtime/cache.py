@@ -18,7 +18,13 @@ from mlir import ir
 from torch_mlir_backend.lowering.pipeline import ArgLayout, Pipeline, default_pipeline
 from torch_mlir_backend.options import CompileOptions
 from torch_mlir_backend.types import TensorSpec
-from torch_mlir_backend.runtime.compiled_graph import CompiledGraph, ResultShapesFn, build_compiled_graph
+from torch_mlir_backend.runtime.compiled_graph import (
+    CompiledGraph,
+    ResultShapesFn,
+    compile_owned_module,
+    new_context,
+    parse_module,
+)
 
 DEFAULT_MAX_ENTRIES = 512
 
@@ -93,12 +99,6 @@ def compile_key(
     return h.hexdigest()
 
 
-def _module_text(module_or_text: Union[str, ir.Module]) -> str:
-    if isinstance(module_or_text, str):
-        return module_or_text
-    return module_or_text.operation.get_asm(enable_debug_info=False)
-
-
 def compile_linalg(
     module_or_text: Union[str, ir.Module],
     arg_specs: Sequence[TensorSpec],
@@ -119,13 +119,15 @@ def compile_linalg(
     options = options or CompileOptions()
     layouts = tuple(ArgLayout(l) for l in (arg_layouts or [ArgLayout.CONTIGUOUS] * len(arg_specs)))
     pipeline = pipeline or default_pipeline(layouts)
-    text = _module_text(module_or_text)
+    # A private copy (with locations, for dumps); the key is its text without locations, so
+    # text and Module inputs, and the same graph from another source line, share an entry.
+    module = parse_module(module_or_text, new_context())
+    text = module.operation.get_asm(enable_debug_info=False)
     key = compile_key(text, arg_specs, result_specs, options, layouts, pipeline)
-    # Compile from the caller's object (keeps locations for dumps); the key ignores locations.
-    return (cache or _CACHE).get_or_compile(
+    return (cache if cache is not None else _CACHE).get_or_compile(
         key,
-        lambda: build_compiled_graph(
-            module_or_text, arg_specs, result_specs, options,
+        lambda: compile_owned_module(
+            module, arg_specs, result_specs, options,
             arg_layouts=layouts, result_shapes=result_shapes, pipeline=pipeline,
         ),
     )

@@ -215,6 +215,12 @@ def parse_module(module_or_text: Union[str, ir.Module], context: ir.Context) -> 
         raise CompileError("cannot parse the linalg module", mlir_error_text(e), stage="parse") from None
 
 
+def new_context() -> ir.Context:
+    context = ir.Context()
+    context.enable_multithreading(False)  # tiny modules; avoids a thread pool per context
+    return context
+
+
 def build_compiled_graph(
     module_or_text: Union[str, ir.Module],
     arg_specs: Sequence[TensorSpec],
@@ -224,14 +230,28 @@ def build_compiled_graph(
     result_shapes: Optional[ResultShapesFn] = None,
     pipeline: Optional[Pipeline] = None,
 ) -> CompiledGraph:
-    """Compile without the cache: parse, lower (`pipeline`, default `default_pipeline`), verify,
-    JIT. Raises CompileError (with MLIR diagnostics and the failing stage)."""
+    """Compile without the cache: parse (a copy: the caller's module is left alone), lower
+    (`pipeline`, default `default_pipeline`), verify, JIT. Raises CompileError (with MLIR
+    diagnostics and the failing stage)."""
+    module = parse_module(module_or_text, new_context())
+    return compile_owned_module(module, arg_specs, result_specs, options, arg_layouts, result_shapes, pipeline)
+
+
+def compile_owned_module(
+    module: ir.Module,
+    arg_specs: Sequence[TensorSpec],
+    result_specs: Sequence[TensorSpec],
+    options: Optional[CompileOptions] = None,
+    arg_layouts: Optional[Sequence[ArgLayout]] = None,
+    result_shapes: Optional[ResultShapesFn] = None,
+    pipeline: Optional[Pipeline] = None,
+) -> CompiledGraph:
+    """Like build_compiled_graph, on a module (in a context) that the CompiledGraph may own
+    and that the pipeline rewrites in place."""
     options = options or CompileOptions()
     arg_layouts = tuple(ArgLayout(l) for l in (arg_layouts or [ArgLayout.CONTIGUOUS] * len(arg_specs)))
     pipeline = pipeline or default_pipeline(arg_layouts)
-    context = ir.Context()
-    context.enable_multithreading(False)  # tiny modules; avoids a thread pool per context
-    module = parse_module(module_or_text, context)
+    context = module.context
     with context:
         check_contract(module, arg_specs, result_specs)
     result = pipeline.run(module, dump_dir=options.dump_dir)
