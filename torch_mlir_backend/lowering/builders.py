@@ -244,12 +244,14 @@ def static_shape(value: ir.Value) -> list[Optional[int]]:
 def elementwise(operands: Sequence[Union[ir.Value, Scalar]], dtypes: Sequence[torch.dtype],
                 out_spec: TensorSpec, body: Callable[..., ir.Value],
                 compute_dtype: Optional[torch.dtype] = None,
-                sizes: Optional[Sequence[Size]] = None) -> ir.Value:
+                sizes: Optional[Sequence[Size]] = None,
+                operand_compute_dtypes: Optional[Sequence[Optional[torch.dtype]]] = None) -> ir.Value:
     """One `linalg.generic` applying `body` elementwise with PyTorch broadcasting.
 
     Tensor operands are converted to `compute_dtype` (default: the result dtype) before `body`,
     and the body's value is converted to the result dtype. Python-number operands become
-    constants of the compute dtype.
+    constants of the compute dtype. `operand_compute_dtypes[i]`, when given and not None,
+    overrides the compute dtype for operand i (e.g. `where`'s boolean condition).
     """
     compute = compute_dtype or out_spec.dtype
     tensors = [(i, v) for i, v in enumerate(operands) if isinstance(v, ir.Value)
@@ -259,7 +261,9 @@ def elementwise(operands: Sequence[Union[ir.Value, Scalar]], dtypes: Sequence[to
         sizes = out_sizes(out_spec, [v for _, v in tensors])
     init = empty(sizes, out_spec.dtype)
     maps = [broadcast_map(static_shape(v), out_shape) for _, v in tensors] + [identity_map(len(out_shape))]
-    scalars = {i: (scalar_operand(v, compute, dtypes[i] if i < len(dtypes) else None))
+    per_operand = [(operand_compute_dtypes[i] if operand_compute_dtypes and operand_compute_dtypes[i]
+                    else compute) for i in range(len(operands))]
+    scalars = {i: (scalar_operand(v, per_operand[i], dtypes[i] if i < len(dtypes) else None))
                for i, v in enumerate(operands) if i not in dict(tensors)}
 
     def _body(*elems):
@@ -268,7 +272,7 @@ def elementwise(operands: Sequence[Union[ir.Value, Scalar]], dtypes: Sequence[to
         tensor_index = dict(tensors)
         for i in range(len(operands)):
             if i in tensor_index:
-                args.append(convert(next(it), dtypes[i], compute))
+                args.append(convert(next(it), dtypes[i], per_operand[i]))
             else:
                 args.append(scalars[i])
         result = body(*args)

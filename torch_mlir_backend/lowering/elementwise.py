@@ -262,8 +262,8 @@ for _name, _body in _COMPARISONS.items():
 def _where(ctx, cond, x, y):
     compute = ctx.out_spec.dtype
     dtypes = [torch.bool, operand_dtype(ctx, 1, x, compute), operand_dtype(ctx, 2, y, compute)]
-    return b.elementwise([cond, x, y], dtypes, ctx.out_spec,
-                         lambda c, u, v: b.select(c, u, v), compute_dtype=compute)
+    return b.elementwise([cond, x, y], dtypes, ctx.out_spec, lambda c, u, v: b.select(c, u, v),
+                         compute_dtype=compute, operand_compute_dtypes=[torch.bool, None, None])
 
 
 # ----- clamp -----------------------------------------------------------------------------------

@@ -1,0 +1,2 @@
+"""Conformance cases, one module per op family plus whole models. Importing registers them."""
+from . import elementwise, linear_algebra, reduction, shape, convolution, pooling, normalization, models  # noqa: F401
