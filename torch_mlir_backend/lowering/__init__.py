@@ -5,5 +5,6 @@ from .driver import lower_to_linalg
 # Importing a family module registers its rules.
 from . import elementwise, linear_algebra  # noqa: F401,E402
 from . import convolution, pooling  # noqa: F401,E402
+from . import shape, indexing, creation  # noqa: F401,E402
 
 __all__ = ["LOWERINGS", "LoweringContext", "lowers", "registered_overloads", "lower_to_linalg"]

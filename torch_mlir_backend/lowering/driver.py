@@ -64,6 +64,7 @@ class FunctionLowering:
     def __init__(self, source: func_d.FuncOp):
         self.source = source
         self.values: dict[ir.Value, Any] = {}
+        self.state: dict = {}  # `LoweringContext.state`: shared by the rules of this function
 
     def lower_into(self, module: ir.Module) -> func_d.FuncOp:
         src_type = ir.FunctionType(ir.TypeAttr(self.source.attributes["function_type"]).value)
@@ -116,7 +117,7 @@ class FunctionLowering:
             raise UnsupportedOpError(_overload_name(op.name), "no lowering rule for this op",
                                      format_specs(in_specs), user_source_line(location))
         ctx = LoweringContext(op.name, rule.target, in_specs,
-                              [torch_type_spec(r.type) for r in op.results], location)
+                              [torch_type_spec(r.type) for r in op.results], location, self.state)
         check_dtypes(ctx, rule)
         args = [self.values[v] for v in op.operands]
         if not rule.wrapped_scalars:
