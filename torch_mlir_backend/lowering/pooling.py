@@ -223,6 +223,11 @@ def _window_sum(x: ir.Value, dtype: torch.dtype, acc: torch.dtype, pool: _Pool) 
                           lambda xv, accs, outs, wins: [add(accs[0], b.convert(xv, dtype, acc))])
 
 
+def _index_as(value: ir.Value, dtype: torch.dtype) -> ir.Value:
+    i64 = arith.IndexCastOp(ir.IntegerType.get_signless(64), value).result
+    return b.convert(i64, torch.int64, dtype)
+
+
 def _divide(total: ir.Value, acc: torch.dtype, out_dtype: torch.dtype, lead: int, nd: int,
             divisors: Callable[[list[ir.Value]], tuple[list[ir.Value], Optional[ir.Value]]],
             sequential: bool) -> ir.Value:
@@ -242,12 +247,12 @@ def _divide(total: ir.Value, acc: torch.dtype, out_dtype: torch.dtype, lead: int
         if sequential:
             value = s
             for f in factors:
-                value = div(value, b.convert(f, torch.int64, acc))
+                value = div(value, _index_as(f, acc))
         else:
             prod = factors[0]
             for f in factors[1:]:
                 prod = _imul(prod, f)
-            value = div(s, b.convert(prod, torch.int64, acc))
+            value = div(s, _index_as(prod, acc))
         if empty is not None:
             value = b.select(empty, b.constant(0, acc), value)
         return b.convert(value, acc, out_dtype)
