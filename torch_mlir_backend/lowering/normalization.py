@@ -196,9 +196,16 @@ def _batch_norm_training(ctx: LoweringContext, x, weight, bias, eps):
 
 @lowers(aten._native_batch_norm_legit_functional.default, dtypes=FLOAT_DTYPES)
 def batch_norm_training_functional(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
-    """Training batch norm as AOTAutograd emits it for `BatchNorm` in train mode: returns
+    """Batch norm as AOTAutograd emits it for `BatchNorm` in train mode: returns
     (out, save_mean, save_invstd, new_running_mean, new_running_var)."""
-    ctx.require(training is True, "only training=True is supported (eval mode uses _no_training)")
+    if not training:
+        # Running statistics, empty saved statistics, running stats returned unchanged (copies:
+        # each result is a fresh tensor).
+        y, save_mean, save_invstd = batch_norm_inference(ctx, x, weight, bias, running_mean, running_var,
+                                                         momentum, eps)
+        copies = [b.elementwise([v], [ctx.in_specs[i].dtype], ctx.out_specs[i], lambda e: e)
+                  for i, v in ((3, running_mean), (4, running_var))]
+        return (y, save_mean, save_invstd, *copies)
     y, mean, invstd, m2, count, acc = _batch_norm_training(ctx, x, weight, bias, eps)
     rm_dtype, rv_dtype = ctx.in_specs[3].dtype, ctx.in_specs[4].dtype
     keep = b.constant(1 - momentum, acc)
@@ -220,6 +227,7 @@ def batch_norm_training_functional(ctx, x, weight, bias, running_mean, running_v
 @lowers(aten._native_batch_norm_legit.no_stats, dtypes=FLOAT_DTYPES)
 def batch_norm_training_no_stats(ctx, x, weight, bias, training, momentum, eps):
     """`BatchNorm(track_running_stats=False)`: always batch statistics, nothing to update."""
+    # Without running statistics eval mode has nothing to normalize with (eager crashes on it).
     ctx.require(training is True, "only training=True is supported without running statistics")
     y, mean, invstd, _, _, acc = _batch_norm_training(ctx, x, weight, bias, eps)
     return y, b.cast_tensor(mean, acc, ctx.out_specs[1].dtype), b.cast_tensor(invstd, acc, ctx.out_specs[2].dtype)
