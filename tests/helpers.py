@@ -27,5 +27,5 @@ def make_input(shape, dtype: torch.dtype, low: float = -3, high: float = 3, seed
         return torch.randint(0, 2, shape, generator=g).bool()
     if dtype.is_floating_point:
         return (torch.rand(shape, generator=g, dtype=torch.float64) * (high - low) + low).to(dtype)
-    lo = 0 if dtype == torch.uint8 else int(low)
+    lo = max(0, int(low)) if dtype == torch.uint8 else int(low)
     return torch.randint(lo, int(high) + 1, shape, generator=g, dtype=dtype)

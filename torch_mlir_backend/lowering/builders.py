@@ -97,13 +97,11 @@ def _dtype_of_scalar_type(t: ir.Type) -> torch.dtype:
 # ----- scalar conversion ---------------------------------------------------------------------
 def convert(value: ir.Value, src: torch.dtype, dst: torch.dtype) -> ir.Value:
     """Convert a scalar between torch dtypes with PyTorch's semantics (bool is `!= 0`)."""
-    if src == dst:
-        return value
-    if str(value.type) == "index":
+    if str(value.type) == "index":  # before the shortcut: an index is never a torch dtype
         value = arith.IndexCastOp(ir.IntegerType.get_signless(64), value).result
         src = torch.int64
-        if dst == torch.int64:
-            return value
+    if src == dst:
+        return value
     dst_t = element_type(dst)
     if dst == torch.bool:
         zero = constant(0, src)
@@ -114,6 +112,9 @@ def convert(value: ir.Value, src: torch.dtype, dst: torch.dtype) -> ir.Value:
         sbits, dbits = _float_bits(src), _float_bits(dst)
         if src in (torch.float16, torch.bfloat16) and dst in (torch.float16, torch.bfloat16):
             return arith.TruncFOp(dst_t, arith.ExtFOp(ir.F32Type.get(), value).result).result
+        if src == torch.float64 and dbits == 16:
+            # As c10 does (double -> float -> half); the direct truncation also needs compiler-rt.
+            return arith.TruncFOp(dst_t, arith.TruncFOp(ir.F32Type.get(), value).result).result
         if dbits > sbits:
             return arith.ExtFOp(dst_t, value).result
         return arith.TruncFOp(dst_t, value).result

@@ -350,6 +350,33 @@ FUSE_ELEMENTWISE = (
 # Outputs are function arguments already (memrefs), so the function boundary needs no type
 # conversion. `eliminate-empty-tensors` makes the op producing a result write straight into the
 # output memref.
+def unshare_destinations(module: ir.Module) -> None:
+    """Give every user of a `tensor.empty` / `linalg.fill` destination its own copy.
+
+    CSE merges identical accumulators (two matmuls of the same shape share one zero fill); then
+    `eliminate-empty-tensors` roots that shared fill in one output buffer and one-shot
+    bufferization lets both ops write there: a wrong answer. One destination per use keeps each
+    result's buffer its own (and costs nothing: each fill was needed anyway)."""
+
+    def split(op_name: str) -> None:
+        shared = []
+
+        def collect(op):
+            if op.name == op_name and len(op.results) == 1 and len(list(op.results[0].uses)) > 1:
+                shared.append(op)
+            return ir.WalkResult.ADVANCE
+
+        module.operation.walk(collect)
+        for op in shared:
+            uses = [(u.owner, u.operand_number) for u in op.results[0].uses]
+            for owner, index in uses[1:]:
+                clone = op.clone(ip=ir.InsertionPoint(op))
+                owner.operands[index] = clone.results[0]
+
+    split("linalg.fill")
+    split("tensor.empty")
+
+
 BUFFERIZE = (
     "eliminate-empty-tensors,"
     "one-shot-bufferize{bufferize-function-boundaries=true "
@@ -378,6 +405,250 @@ def check_no_i1_buffers(module: ir.Module) -> None:
             "bool (i1) temporary buffers are not supported yet",
             "\n".join(f"{loc}: error: '{name}' produces an i1 memref" for name, loc in sorted(found.items())),
         )
+
+
+# ------------------------------------------------------------------------------------------------
+# Stage: widen-bool-tensors (bool temporaries live in i8 buffers)
+# ------------------------------------------------------------------------------------------------
+
+# Ops whose only tie to a bool tensor is its type: retyping their tensor values to i8 keeps them
+# valid and means the same (a byte per bool, like torch stores them).
+_BOOL_RETYPE_ONLY = frozenset({
+    "tensor.empty", "tensor.extract_slice", "tensor.insert_slice", "tensor.parallel_insert_slice",
+    "tensor.expand_shape", "tensor.collapse_shape", "tensor.cast", "tensor.concat",
+    "tensor.reshape", "tensor.dim", "tensor.rank",
+    "bufferization.to_tensor", "bufferization.materialize_in_destination",
+    "bufferization.alloc_tensor",
+    "scf.for", "scf.forall", "scf.if", "scf.while", "scf.yield", "scf.condition",
+    "scf.in_parallel", "func.return", "func.call",
+})
+# Linalg ops whose region is printed (so editing it is what a reader of the IR sees).
+_LINALG_EXPLICIT_REGION = frozenset({"linalg.generic", "linalg.map", "linalg.reduce"})
+
+
+def _is_bool_tensor(t: ir.Type) -> bool:
+    return isinstance(t, ir.RankedTensorType) and t.element_type == ir.IntegerType.get_signless(1)
+
+
+def _is_bool_memref(t: ir.Type) -> bool:
+    return (isinstance(t, (ir.MemRefType, ir.UnrankedMemRefType))
+            and t.element_type == ir.IntegerType.get_signless(1))
+
+
+def _region_args(op) -> list:
+    return [a for region in op.regions for block in region.blocks for a in block.arguments]
+
+
+def _touches_bool_tensor(op) -> bool:
+    values = list(op.operands) + list(op.results) + _region_args(op)
+    return any(_is_bool_tensor(v.type) for v in values)
+
+
+def _linalg_body_forwards_only(op) -> bool:
+    """True if the op's body is just `linalg.yield` of block arguments (copy, transpose,
+    broadcast, fill): such a body needs no scalar computation on i1."""
+    if len(op.regions) != 1 or len(op.regions[0].blocks) != 1:
+        return False
+    block = op.regions[0].blocks[0]
+    ops = list(block.operations)
+    return (len(ops) == 1 and ops[0].name == "linalg.yield"
+            and all(isinstance(v, ir.BlockArgument) and v.owner == block for v in ops[0].operands))
+
+
+def _bool_touching_ops(module: ir.Module) -> list:
+    found = []
+
+    def visit(op):
+        if _touches_bool_tensor(op):
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit, ir.WalkOrder.PRE_ORDER)
+    return found
+
+
+def _cannot_widen(op, why: str) -> CompileError:
+    return CompileError(
+        f"cannot keep bool tensors out of i1 buffers: '{op.name}' {why}",
+        f"{op.location}: error: '{op.name}' {why}",
+    )
+
+
+def _widen_bool_type(t: ir.Type) -> ir.Type:
+    if _is_bool_tensor(t):
+        return ir.RankedTensorType.get(t.shape, ir.IntegerType.get_signless(8), t.encoding)
+    return t
+
+
+def widen_bool_tensors(module: ir.Module) -> None:
+    """Store every bool tensor as i8 (one byte a bool, as torch does), computing on i1 scalars.
+
+    MLIR's memref-to-LLVM lowering asserts (aborting the process) on i1 memref loads/stores,
+    and any bool tensor that bufferization materializes (a mask with several users, a cast of a
+    bool input to several dtypes, ...) would become an i1 buffer. So on linalg-on-tensors every
+    `tensor<...xi1>` value (op results and block arguments) is retyped to `tensor<...xi8>`, and
+    the ops that convert between a tensor's elements and scalars get explicit casts: a linalg
+    body reads a widened element through `arith.trunci` to i1 and writes an i1 through
+    `arith.extui` (a body that only forwards elements stays i8); scalars put into a tensor
+    (fill, from_elements, insert, splat, pad/generate yields) are `extui`-ed; `tensor.extract`
+    reads an i8 and `trunci`-s it; i1 dense constants become i8 ones. Named linalg ops that
+    compute on bool elements are generalized first so their bodies can be edited. Anything else
+    touching a bool tensor is a CompileError naming it (nothing is half-rewritten silently).
+    A canonicalize/cse run at the end folds `trunci(extui(x))` pairs.
+    """
+    from mlir.dialects import tensor
+
+    i1, i8 = ir.IntegerType.get_signless(1), ir.IntegerType.get_signless(8)
+    ops = _bool_touching_ops(module)
+    if not ops:
+        return
+
+    def is_named_linalg(op) -> bool:
+        return (op.name.startswith("linalg.") and len(op.regions) == 1
+                and op.name not in _LINALG_EXPLICIT_REGION)
+
+    if any(is_named_linalg(op) and not _linalg_body_forwards_only(op) for op in ops):
+        # Only these have bodies computing on i1 that are not printed; as linalg.generic the
+        # body is explicit and edited like any other (loops come out the same).
+        passmanager.PassManager.parse(
+            "builtin.module(func.func(linalg-generalize-named-ops))").run(module.operation)
+        ops = _bool_touching_ops(module)
+
+    # 1. Check everything before changing anything.
+    kinds = []
+    for op in ops:
+        name = op.name
+        if any(_is_bool_memref(v.type) for v in list(op.operands) + list(op.results)):
+            raise _cannot_widen(op, "mixes an i1 memref with bool tensors")
+        if name in _BOOL_RETYPE_ONLY:
+            kind = "retype"
+        elif name in _LINALG_EXPLICIT_REGION:
+            kind = "linalg-body"
+        elif is_named_linalg(op) and _linalg_body_forwards_only(op):
+            kind = "linalg-forward"
+        elif name == "arith.constant":
+            kind = "constant"
+            value = op.attributes["value"]
+            if not isinstance(value, ir.DenseIntElementsAttr):
+                raise _cannot_widen(op, f"holds a bool tensor constant that is not dense ({value.type})")
+        elif name == "tensor.extract":
+            kind = "extract"
+        elif name in ("tensor.insert", "tensor.from_elements", "tensor.splat"):
+            kind = "scalars-in"
+        elif name in ("tensor.pad", "tensor.generate"):
+            kind = "yield-scalar"
+        elif name == "func.func":
+            kind = "function"
+        else:
+            raise _cannot_widen(op, "has bool tensor operands or results and no i8 rewrite")
+        kinds.append((kind, op))
+
+    # 2. Retype every bool tensor value (scalars are untouched: they stay i1).
+    for _, op in kinds:
+        for v in list(op.results) + _region_args(op):
+            if _is_bool_tensor(v.type):
+                v.set_type(_widen_bool_type(v.type))
+
+    def extui(value: ir.Value) -> ir.Value:
+        return arith.ExtUIOp(i8, value).result
+
+    def widen_scalar_operands(op, start: int = 0, stop: Optional[int] = None) -> None:
+        operands = op.operands
+        for i in range(start, len(operands) if stop is None else stop):
+            if operands[i].type == i1:
+                with ir.InsertionPoint(op), op.location:
+                    operands[i] = extui(operands[i])
+
+    def widen_yield(op, terminator_name: str, result_types: list) -> None:
+        for block in op.regions[0].blocks:
+            term = block.operations[len(block.operations) - 1]
+            if term.name != terminator_name:
+                raise _cannot_widen(op, f"has a block ending in '{term.name}'")
+            for i, v in enumerate(list(term.operands)):
+                if v.type == i1 and result_types[i] == i8:
+                    with ir.InsertionPoint(term), term.location:
+                        term.operands[i] = extui(v)
+
+    # 3. Restore each op's scalar/element type agreements.
+    for kind, op in kinds:
+        if kind == "function":
+            ftype = op.opview.type
+            op.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
+                [_widen_bool_type(t) for t in ftype.inputs], [_widen_bool_type(t) for t in ftype.results]))
+        elif kind == "constant":
+            value = ir.DenseIntElementsAttr(op.attributes["value"])
+            new_type = op.results[0].type
+            if value.is_splat:
+                attr = ir.DenseElementsAttr.get_splat(
+                    new_type, ir.IntegerAttr.get(i8, int(bool(ir.IntegerAttr(value.get_splat_value()).value))))
+            else:
+                import numpy as np
+
+                bits = np.array([bool(value[i]) for i in range(len(value))], dtype=np.int8)
+                attr = ir.DenseElementsAttr.get(bits.reshape(new_type.shape), type=i8)
+            op.attributes["value"] = attr
+        elif kind == "extract":
+            result = op.results[0]
+            result.set_type(i8)
+            with ir.InsertionPoint.after(op), op.location:
+                narrow = arith.TruncIOp(i1, result)
+            result.replace_all_uses_except(narrow.result, narrow.operation)
+        elif kind == "scalars-in":
+            # insert: (scalar, dest, indices...); from_elements: (scalars...); splat: (scalar, sizes...)
+            widen_scalar_operands(op, 0, None if op.name == "tensor.from_elements" else 1)
+        elif kind == "yield-scalar":
+            widen_yield(op, "tensor.yield", [r.type.element_type for r in op.results])
+        elif kind in ("linalg-body", "linalg-forward"):
+            _widen_linalg_body(op, forward_only=(kind == "linalg-forward"))
+            result_types = [r.type.element_type for r in op.results]
+            widen_yield(op, "linalg.yield", result_types)
+
+    passmanager.PassManager.parse("builtin.module(canonicalize,cse)").run(module.operation)
+
+
+def _same_op(a, b) -> bool:
+    return getattr(a, "operation", a) == getattr(b, "operation", b)
+
+
+def _is_bool_tensor_i8(t: ir.Type) -> bool:
+    return isinstance(t, ir.RankedTensorType) and t.element_type == ir.IntegerType.get_signless(8)
+
+
+def _widen_linalg_body(op, forward_only: bool) -> None:
+    """Block arguments of a linalg op follow its operands (inputs then inits; linalg.map has
+    none for its init). An i1 argument over a widened (now i8) tensor becomes i8; uses that
+    compute get an `arith.trunci` at the start of the body, while the body's yield keeps the i8
+    argument (forwarding a byte needs no cast)."""
+    i1, i8 = ir.IntegerType.get_signless(1), ir.IntegerType.get_signless(8)
+    block = op.regions[0].blocks[0]
+    term = block.operations[len(block.operations) - 1]
+    operands = op.operands
+    for index, arg in enumerate(list(block.arguments)):
+        if index >= len(operands) or arg.type != i1:
+            continue
+        operand_type = operands[index].type
+        if _is_bool_tensor_i8(operand_type):
+            arg.set_type(i8)
+        elif operand_type == i1 and forward_only:
+            # linalg.fill of an i1 scalar: fill with its byte instead (a named op's body is
+            # regenerated from the operand types when printed and parsed again).
+            with ir.InsertionPoint(op), op.location:
+                operands[index] = arith.ExtUIOp(i8, operands[index]).result
+            arg.set_type(i8)
+            continue
+        else:
+            continue
+        if forward_only or all(_same_op(u.owner, term) for u in arg.uses):
+            continue
+        with ir.InsertionPoint.at_block_begin(block), arg.location:
+            narrow = arith.TruncIOp(i1, arg)
+        arg.replace_all_uses_except(narrow.result, [narrow.operation, getattr(term, "operation", term)])
+        # A widened tensor only ever holds 0 or 1 (every write is an extui of an i1 or a copied
+        # byte of one), so re-widening what was read is the byte itself.
+        for use in list(narrow.result.uses):
+            user = getattr(use.owner, "operation", use.owner)
+            if user.name == "arith.extui" and user.results[0].type == i8:
+                user.results[0].replace_all_uses_with(arg)
 
 
 def _is_identity_layout(memref_type: ir.MemRefType) -> bool:
@@ -426,6 +697,8 @@ LOWER_MATH = (
     "func.func(math-extend-to-supported-types{target-type=f32},"
     "arith-expand{include-bf16=true include-f4e2m1=false},"
     "canonicalize),"
+    # integer powers (math.ipowi) have no LLVM intrinsic: outline them as loops first
+    "convert-math-to-funcs{convert-ctlz=false},"
     "convert-math-to-llvm,convert-math-to-libm,canonicalize"
 )
 
@@ -471,6 +744,9 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None) -> Pipel
             Stage("destination-passing-abi", make_destination_passing_abi(arg_layouts),
                   "@main(tensors) -> tensors  =>  @main(in memrefs, out memrefs) -> ()"),
             Stage("fuse-elementwise", FUSE_ELEMENTWISE, "fuse producer/consumer linalg.generic ops"),
+            Stage("widen-bool-tensors", widen_bool_tensors,
+                  "bool tensors stored as i8 (i1 buffers would crash LLVM lowering)"),
+            Stage("unshare-destinations", unshare_destinations, "one accumulator per op before in-place bufferization"),
             Stage("bufferize", BUFFERIZE, "tensors -> memrefs; results written in place into outputs"),
             Stage("check-no-i1-buffers", check_no_i1_buffers, "bool temporaries would crash LLVM lowering"),
             Stage("deallocate", DEALLOCATE, "free temporary buffers"),
