@@ -440,8 +440,11 @@ def _region_args(op) -> list:
 
 
 def _touches_bool_tensor(op) -> bool:
-    values = list(op.operands) + list(op.results) + _region_args(op)
-    return any(_is_bool_tensor(v.type) for v in values)
+    types = [v.type for v in list(op.operands) + list(op.results) + _region_args(op)]
+    if op.name == "func.func":  # a declaration has no block arguments
+        ftype = ir.TypeAttr(op.attributes["function_type"]).value
+        types += list(ftype.inputs) + list(ftype.results)
+    return any(_is_bool_tensor(t) for t in types)
 
 
 def _linalg_body_forwards_only(op) -> bool:
@@ -538,6 +541,8 @@ def widen_bool_tensors(module: ir.Module) -> None:
         elif name in ("tensor.pad", "tensor.generate"):
             kind = "yield-scalar"
         elif name == "func.func":
+            if not op.regions[0].blocks:
+                raise _cannot_widen(op, "is an external function with bool tensors in its signature")
             kind = "function"
         else:
             raise _cannot_widen(op, "has bool tensor operands or results and no i8 rewrite")
@@ -549,7 +554,12 @@ def widen_bool_tensors(module: ir.Module) -> None:
             if _is_bool_tensor(v.type):
                 v.set_type(_widen_bool_type(v.type))
 
+    # trunci results this stage created for reads of widened bytes -> the byte read
+    narrowed: dict = {}
+
     def extui(value: ir.Value) -> ir.Value:
+        if value in narrowed:  # see _forward_rewidened_bytes
+            return narrowed[value]
         return arith.ExtUIOp(i8, value).result
 
     def widen_scalar_operands(op, start: int = 0, stop: Optional[int] = None) -> None:
@@ -593,13 +603,15 @@ def widen_bool_tensors(module: ir.Module) -> None:
             with ir.InsertionPoint.after(op), op.location:
                 narrow = arith.TruncIOp(i1, result)
             result.replace_all_uses_except(narrow.result, narrow.operation)
+            _forward_rewidened_bytes(narrow, result)
+            narrowed[narrow.result] = result
         elif kind == "scalars-in":
             # insert: (scalar, dest, indices...); from_elements: (scalars...); splat: (scalar, sizes...)
             widen_scalar_operands(op, 0, None if op.name == "tensor.from_elements" else 1)
         elif kind == "yield-scalar":
             widen_yield(op, "tensor.yield", [r.type.element_type for r in op.results])
         elif kind in ("linalg-body", "linalg-forward"):
-            _widen_linalg_body(op, forward_only=(kind == "linalg-forward"))
+            _widen_linalg_body(op, kind == "linalg-forward", narrowed)
             result_types = [r.type.element_type for r in op.results]
             widen_yield(op, "linalg.yield", result_types)
 
@@ -614,7 +626,7 @@ def _is_bool_tensor_i8(t: ir.Type) -> bool:
     return isinstance(t, ir.RankedTensorType) and t.element_type == ir.IntegerType.get_signless(8)
 
 
-def _widen_linalg_body(op, forward_only: bool) -> None:
+def _widen_linalg_body(op, forward_only: bool, narrowed: dict) -> None:
     """Block arguments of a linalg op follow its operands (inputs then inits; linalg.map has
     none for its init). An i1 argument over a widened (now i8) tensor becomes i8; uses that
     compute get an `arith.trunci` at the start of the body, while the body's yield keeps the i8
@@ -643,12 +655,18 @@ def _widen_linalg_body(op, forward_only: bool) -> None:
         with ir.InsertionPoint.at_block_begin(block), arg.location:
             narrow = arith.TruncIOp(i1, arg)
         arg.replace_all_uses_except(narrow.result, [narrow.operation, getattr(term, "operation", term)])
-        # A widened tensor only ever holds 0 or 1 (every write is an extui of an i1 or a copied
-        # byte of one), so re-widening what was read is the byte itself.
-        for use in list(narrow.result.uses):
-            user = getattr(use.owner, "operation", use.owner)
-            if user.name == "arith.extui" and user.results[0].type == i8:
-                user.results[0].replace_all_uses_with(arg)
+        _forward_rewidened_bytes(narrow, arg)
+        narrowed[narrow.result] = arg
+
+
+def _forward_rewidened_bytes(narrow, byte: ir.Value) -> None:
+    """`narrow` = trunci(byte) read from a widened tensor. Such a tensor only ever holds 0 or 1
+    (every write is an extui of an i1 or a copied byte of one), so re-widening `narrow` is the
+    byte itself (canonicalize cannot know that extui(trunci(x)) == x here)."""
+    for use in list(narrow.result.uses):
+        user = getattr(use.owner, "operation", use.owner)
+        if user.name == "arith.extui" and user.results[0].type == byte.type:
+            user.results[0].replace_all_uses_with(byte)
 
 
 def _is_identity_layout(memref_type: ir.MemRefType) -> bool:
