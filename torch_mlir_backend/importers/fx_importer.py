@@ -39,6 +39,14 @@ def mlir_op_name(target: torch._ops.OpOverload) -> str:
     return base if overload == "default" else f"{base}.{overload}"
 
 
+def schema_op_name(schema: torch._C.FunctionSchema) -> str:
+    """`aten::add.Tensor` -> `torch.aten.add.Tensor`; an empty overload -> `torch.aten.mm`."""
+    namespace, name = schema.name.split("::", 1)
+    base = f"torch.{namespace}.{name}"
+    overload = schema.overload_name
+    return base if overload in ("", "default") else f"{base}.{overload}"
+
+
 def new_context() -> ir.Context:
     """A context in which the (unregistered) Torch dialect's generic form parses and verifies."""
     ctx = ir.Context()
@@ -93,105 +101,33 @@ class TypeCache:
         raise GraphImportError(f"no Torch dialect type for a value of type {type(val).__name__}")
 
 
-class GraphImporter:
-    """Walks one FX graph in order and emits its ops into a `func.func`."""
+class TorchOpEmitter:
+    """Schema-driven emission of Torch dialect ops, shared by the FX and TorchScript importers.
 
-    def __init__(self, types: TypeCache, graph_module: torch.fx.GraphModule):
+    `_argument(value, jit_type)` converts one op argument by its schema type (Tensor, int, float,
+    bool, int[], Optional, ...) into an `ir.Value`; a subclass resolves references to values of
+    its own graph with `_graph_value` (FX nodes, TorchScript values). Emits at the current
+    insertion point and location.
+    """
+
+    def __init__(self, types: TypeCache):
         self.types = types
-        self.gm = graph_module
-        self.values: dict[torch.fx.Node, Any] = {}  # node -> ir.Value or tuple of them
-        self._constant_cache: dict[tuple, ir.Value] = {}
 
-    # ----- entry ---------------------------------------------------------------------------
-    def import_into(self, module: ir.Module, func_name: str,
-                    results: Optional[Sequence[Any]] = None) -> func_d.FuncOp:
-        """Emit `func.func @<func_name>`; `results` overrides which values it returns
-        (default: the graph's outputs)."""
-        graph = self.gm.graph
-        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-        output_node = next(n for n in graph.nodes if n.op == "output")
-        arg_types = [self.types.of_value(_node_val(n)) for n in placeholders]
-        result_nodes = list(results) if results is not None else _flatten_outputs(output_node.args[0])
-        result_types = [self.types.of_value(_node_val(n)) if isinstance(n, torch.fx.Node)
-                        else self.types.of_value(n) for n in result_nodes]
-        with ir.InsertionPoint(module.body), ir.Location.unknown():
-            fn = func_d.FuncOp(func_name, ir.FunctionType.get(arg_types, result_types))
-            block = fn.add_entry_block()
-        for node, arg in zip(placeholders, block.arguments):
-            self.values[node] = arg
-        with ir.InsertionPoint(block):
-            for node in graph.nodes:
-                if node.op == "placeholder":
-                    continue
-                with node_location(node):
-                    if node.op == "output":
-                        results = [self._argument(n, None) for n in result_nodes]
-                        func_d.ReturnOp(results)
-                    elif node.op == "call_function":
-                        self._import_call(node)
-                    elif node.op == "get_attr":
-                        self.values[node] = self._tensor_literal(_fetch_attr(self.gm, node.target))
-                    else:
-                        raise GraphImportError(f"FX node kind '{node.op}' ({node.format_node()}) "
-                                               f"is not supported by the importer")
-        return fn
+    def _graph_value(self, value: Any) -> Optional[ir.Value]:
+        """The MLIR value bound to `value` if it is a value of the graph being imported."""
+        return None
 
-    # ----- node kinds ----------------------------------------------------------------------
-    def _import_call(self, node: torch.fx.Node) -> None:
-        target = node.target
-        if target is operator.getitem:
-            source, index = node.args
-            self.values[node] = self.values[source][index]
-            return
-        if isinstance(target, torch._ops.OpOverloadPacket):
-            target = target.default
-        if isinstance(target, torch._ops.OpOverload):
-            self._import_op_overload(node, target)
-            return
-        symbolic = _SYMBOLIC_OPS.get(target)
-        if symbolic is not None:
-            self._import_symbolic(node, *symbolic)
-            return
-        raise GraphImportError(
-            f"cannot import call to {getattr(target, '__name__', target)!r} "
-            f"(node {node.name}, at {source_line(node) or 'unknown location'}): "
-            f"only ATen op overloads reach the importer after AOTAutograd")
-
-    def _import_op_overload(self, node: torch.fx.Node, target: torch._ops.OpOverload) -> None:
-        schema = target._schema
-        operands = []
-        for i, parg in enumerate(schema.arguments):
-            if parg.kwarg_only and parg.name in node.kwargs:
-                value = node.kwargs[parg.name]
-            elif i < len(node.args):
-                value = node.args[i]
-            elif parg.name in node.kwargs:
-                value = node.kwargs[parg.name]
-            elif parg.has_default_value():
-                value = parg.default_value
-            else:
-                raise GraphImportError(f"{target}: missing argument '{parg.name}' in {node.format_node()}")
-            operands.append(self._argument(value, parg.real_type))
-        val = node.meta.get("val")
-        returns = list(schema.returns)
-        if len(returns) == 1 and not isinstance(val, (tuple, list)):
-            result_types = [self.types.of_value(val)]
-        else:
-            vals = list(val) if isinstance(val, (tuple, list)) else [val]
-            result_types = [self.types.of_value(v) for v in vals]
-        op = ir.Operation.create(mlir_op_name(target), results=result_types, operands=operands)
-        self.values[node] = op.results[0] if len(op.results) == 1 and not isinstance(val, (tuple, list)) \
-            else tuple(op.results)
-
-    def _import_symbolic(self, node: torch.fx.Node, op_name: str, result_type: str) -> None:
-        operands = [self._argument(a, None) for a in node.args]
-        op = ir.Operation.create(op_name, results=[self.types.get(result_type)], operands=operands)
-        self.values[node] = op.result
+    def emit_schema_op(self, schema: torch._C.FunctionSchema, operands: Sequence[ir.Value],
+                       result_types: Sequence[ir.Type]) -> ir.Operation:
+        """`torch.<ns>.<name>[.<overload>]` named from the schema, as torch-mlir names it."""
+        return ir.Operation.create(schema_op_name(schema), results=list(result_types),
+                                   operands=list(operands))
 
     # ----- arguments by schema type ---------------------------------------------------------
     def _argument(self, value: Any, jit_type: Optional[torch._C.JitType]) -> ir.Value:
-        if isinstance(value, torch.fx.Node):
-            return self.values[value]
+        bound = self._graph_value(value)
+        if bound is not None:
+            return bound
         kind = jit_type.kind() if jit_type is not None else None
         if kind == "OptionalType":
             if value is None:
@@ -275,6 +211,115 @@ class GraphImporter:
                                    attributes={"value": attr}).result
 
 
+class GraphImporter(TorchOpEmitter):
+    """Walks one FX graph in order and emits its ops into a `func.func`."""
+
+    def __init__(self, types: TypeCache, graph_module: torch.fx.GraphModule):
+        super().__init__(types)
+        self.gm = graph_module
+        self.values: dict[torch.fx.Node, Any] = {}  # node -> ir.Value or tuple of them
+        self._constant_cache: dict[tuple, ir.Value] = {}
+
+    def _graph_value(self, value: Any) -> Optional[ir.Value]:
+        return self.values[value] if isinstance(value, torch.fx.Node) else None
+
+    # ----- entry ---------------------------------------------------------------------------
+    def import_into(self, module: ir.Module, func_name: str,
+                    results: Optional[Sequence[Any]] = None,
+                    literal_inputs: Optional[dict] = None) -> func_d.FuncOp:
+        """Emit `func.func @<func_name>`; `results` overrides which values it returns
+        (default: the graph's outputs); placeholders in `literal_inputs` (node -> tensor) become
+        `torch.vtensor.literal`s instead of function arguments."""
+        graph = self.gm.graph
+        literal_inputs = literal_inputs or {}
+        placeholders = [n for n in graph.nodes if n.op == "placeholder" and n not in literal_inputs]
+        output_node = next(n for n in graph.nodes if n.op == "output")
+        arg_types = [self.types.of_value(_node_val(n)) for n in placeholders]
+        result_nodes = list(results) if results is not None else _flatten_outputs(output_node.args[0])
+        result_types = [self.types.of_value(_node_val(n)) if isinstance(n, torch.fx.Node)
+                        else self.types.of_value(n) for n in result_nodes]
+        with ir.InsertionPoint(module.body), ir.Location.unknown():
+            fn = func_d.FuncOp(func_name, ir.FunctionType.get(arg_types, result_types))
+            block = fn.add_entry_block()
+        for node, arg in zip(placeholders, block.arguments):
+            self.values[node] = arg
+        with ir.InsertionPoint(block):
+            for node, tensor in literal_inputs.items():
+                with node_location(node):
+                    self.values[node] = self._tensor_literal(tensor)
+            self.import_body()
+            with node_location(output_node):
+                func_d.ReturnOp([self._argument(n, None) for n in result_nodes])
+        return fn
+
+    def import_body(self) -> None:
+        """Emit every node but placeholders and the output at the current insertion point
+        (placeholders must be bound in `self.values` already)."""
+        for node in self.gm.graph.nodes:
+            if node.op in ("placeholder", "output"):
+                continue
+            with node_location(node):
+                if node.op == "call_function":
+                    self._import_call(node)
+                elif node.op == "get_attr":
+                    self.values[node] = self._tensor_literal(_fetch_attr(self.gm, node.target))
+                else:
+                    raise GraphImportError(f"FX node kind '{node.op}' ({node.format_node()}) "
+                                           f"is not supported by the importer")
+
+    # ----- node kinds ----------------------------------------------------------------------
+    def _import_call(self, node: torch.fx.Node) -> None:
+        target = node.target
+        if target is operator.getitem:
+            source, index = node.args
+            self.values[node] = self.values[source][index]
+            return
+        if isinstance(target, torch._ops.OpOverloadPacket):
+            target = target.default
+        if isinstance(target, torch._ops.OpOverload):
+            self._import_op_overload(node, target)
+            return
+        symbolic = _SYMBOLIC_OPS.get(target)
+        if symbolic is not None:
+            self._import_symbolic(node, *symbolic)
+            return
+        raise GraphImportError(
+            f"cannot import call to {getattr(target, '__name__', target)!r} "
+            f"(node {node.name}, at {source_line(node) or 'unknown location'}): "
+            f"only ATen op overloads reach the importer after AOTAutograd")
+
+    def _import_op_overload(self, node: torch.fx.Node, target: torch._ops.OpOverload) -> None:
+        schema = target._schema
+        operands = []
+        for i, parg in enumerate(schema.arguments):
+            if parg.kwarg_only and parg.name in node.kwargs:
+                value = node.kwargs[parg.name]
+            elif i < len(node.args):
+                value = node.args[i]
+            elif parg.name in node.kwargs:
+                value = node.kwargs[parg.name]
+            elif parg.has_default_value():
+                value = parg.default_value
+            else:
+                raise GraphImportError(f"{target}: missing argument '{parg.name}' in {node.format_node()}")
+            operands.append(self._argument(value, parg.real_type))
+        val = node.meta.get("val")
+        returns = list(schema.returns)
+        if len(returns) == 1 and not isinstance(val, (tuple, list)):
+            result_types = [self.types.of_value(val)]
+        else:
+            vals = list(val) if isinstance(val, (tuple, list)) else [val]
+            result_types = [self.types.of_value(v) for v in vals]
+        op = self.emit_schema_op(schema, operands, result_types)
+        self.values[node] = op.results[0] if len(op.results) == 1 and not isinstance(val, (tuple, list)) \
+            else tuple(op.results)
+
+    def _import_symbolic(self, node: torch.fx.Node, op_name: str, result_type: str) -> None:
+        operands = [self._argument(a, None) for a in node.args]
+        op = ir.Operation.create(op_name, results=[self.types.get(result_type)], operands=operands)
+        self.values[node] = op.result
+
+
 def dense_elements_attr(tensor: torch.Tensor) -> ir.DenseElementsAttr:
     """A `dense<...> : tensor<...xT>` attribute holding a copy of a constant tensor's values."""
     from ..types import builtin_dtype
@@ -349,6 +394,53 @@ class FxImporter:
             if not self.module.operation.verify():
                 raise GraphImportError("imported Torch dialect module does not verify")
             return fn
+
+
+    def import_exported_program(self, program: "torch.export.ExportedProgram", func_name: str = "main",
+                                parameters: str = "literals") -> list[torch.Tensor]:
+        """Import an `ExportedProgram` (already decomposed to Core ATen) as `func.func @<name>`.
+
+        `parameters="literals"` (torch-mlir's `import_frozen_program`): parameters, buffers and
+        constant tensors become `torch.vtensor.literal`s, so the module is self-contained (what
+        `export_and_import` prints and the command line runs). `parameters="arguments"`: they
+        stay leading function arguments, in the graph's order, and are returned (the tensors to
+        pass first at each call), so weights are not copied into the IR and updates are seen.
+        Only user outputs are returned; buffer mutations (training-mode batch norm) are rejected.
+        """
+        from torch.export.graph_signature import InputKind, OutputKind
+
+        if parameters not in ("literals", "arguments"):
+            raise ValueError(f"parameters must be 'literals' or 'arguments', not {parameters!r}")
+        signature = program.graph_signature
+        gm = program.graph_module
+        mutated = [s.target for s in signature.output_specs if s.kind != OutputKind.USER_OUTPUT]
+        if mutated:
+            raise GraphImportError(f"the exported program mutates {mutated}: only programs without "
+                                   f"buffer mutations import (export the module in eval() mode)")
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        lifted: dict[torch.fx.Node, torch.Tensor] = {}
+        for spec, node in zip(signature.input_specs, placeholders):
+            if spec.kind == InputKind.USER_INPUT:
+                continue
+            if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+                tensor = program.state_dict[spec.target] if spec.target in program.state_dict \
+                    else program.constants[spec.target]
+            elif spec.kind == InputKind.CONSTANT_TENSOR:
+                tensor = program.constants[spec.target]
+            else:
+                raise GraphImportError(f"exported program input {spec.arg} of kind {spec.kind.name} "
+                                       f"is not supported")
+            lifted[node] = tensor.detach()
+        output_node = next(n for n in gm.graph.nodes if n.op == "output")
+        results = [a for a, spec in zip(_flatten_outputs(output_node.args[0]), signature.output_specs)
+                   if spec.kind == OutputKind.USER_OUTPUT]
+        with self.ctx:
+            importer = GraphImporter(self.types, gm)
+            importer.import_into(self.module, func_name, results,
+                                 literal_inputs=lifted if parameters == "literals" else None)
+            if not self.module.operation.verify():
+                raise GraphImportError("imported Torch dialect module does not verify")
+        return [] if parameters == "literals" else list(lifted.values())
 
 
 def import_fx_graph(gm: torch.fx.GraphModule, func_name: str = "main",
