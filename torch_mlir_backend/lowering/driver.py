@@ -17,6 +17,10 @@ from . import builders
 from .registry import LOWERINGS, LoweringContext, check_dtypes, user_source_line
 
 # Ops the driver itself turns into Python values.
+# Ops with regions (`torch.prim.If`, `torch.prim.Loop`): op name -> fn(function_lowering, op),
+# which lowers the regions' ops through `FunctionLowering.lower_ops`. Filled by control_flow.py.
+REGION_LOWERINGS: dict = {}
+
 _CONSTANT_OPS = {"torch.constant.int", "torch.constant.float", "torch.constant.bool",
                  "torch.constant.str", "torch.constant.device", "torch.constant.none"}
 
@@ -94,8 +98,17 @@ class FunctionLowering:
             self.values[op.results[0]] = arith.ConstantOp(ir.DenseElementsAttr(attr).type, attr).result
         elif name == "func.return":
             func_d.ReturnOp([self._materialize_result(v) for v in op.operands])
+        elif name in REGION_LOWERINGS:
+            REGION_LOWERINGS[name](self, op)
         else:
             self._lower_with_rule(op)
+
+    def lower_ops(self, ops) -> None:
+        """Lower the ops of a nested block, in order, at the current insertion point."""
+        for op in ops:
+            op = op.operation
+            with op.location:
+                self._lower_op(op)
 
     def _materialize_result(self, value: ir.Value) -> ir.Value:
         lowered = self.values[value]

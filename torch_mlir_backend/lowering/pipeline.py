@@ -379,7 +379,9 @@ def unshare_destinations(module: ir.Module) -> None:
 
 BUFFERIZE = (
     "eliminate-empty-tensors,"
-    "one-shot-bufferize{bufferize-function-boundaries=true "
+    # allow-return-allocs-from-loops: scf.while / scf.for from TorchScript loops (control_flow.py)
+    # carry tensors whose new value is a fresh buffer each iteration.
+    "one-shot-bufferize{bufferize-function-boundaries=true allow-return-allocs-from-loops=true "
     "function-boundary-type-conversion=identity-layout-map},"
     "canonicalize,cse"
 )
