@@ -98,6 +98,10 @@ def _decompositions() -> dict:
 
 
 def _source_of(node: torch._C.Node) -> tuple[str, int]:
+    if node.hasAttribute("source"):  # lazy tensor graphs: source="<file> <function> <line>"
+        parts = node.s("source").rsplit(" ", 2)
+        if len(parts) == 3 and parts[2].isdigit():
+            return parts[0], int(parts[2])
     try:
         m = _SOURCE_RE.search(node.sourceRange())
     except Exception:  # nodes without a source range
@@ -133,6 +137,16 @@ def _functional_variant(schema: torch._C.FunctionSchema) -> Optional[torch._ops.
     return getattr(packet, schema.overload_name or "default", None) if packet is not None else None
 
 
+def _view_of_copy_op(overload: torch._ops.OpOverload) -> Optional[torch._ops.OpOverload]:
+    """`aten.t_copy.default` -> `aten.t.default`: the lazy tensor core records the functional
+    `*_copy` forms of view ops; in a functional graph the view itself has the same value."""
+    name = overload._schema.name.split("::", 1)[1]
+    if not name.endswith("_copy"):
+        return None
+    packet = getattr(aten, name[: -len("_copy")], None)
+    return getattr(packet, overload._overloadname, None) if packet is not None else None
+
+
 def _is_view(schema: torch._C.FunctionSchema) -> bool:
     return any(r.alias_info is not None and not r.alias_info.is_write for r in schema.returns)
 
@@ -160,7 +174,7 @@ class TorchScriptImporter(TorchOpEmitter):
         self.examples: dict[torch._C.Value, torch.Tensor] = {}  # tensors: shape/dtype holder
         self.constant_tensors: set = set()  # values whose example holds the real data
         self.view_values: set = set()  # values produced by view ops (in-place on them is rejected)
-        self._literal_cache: dict[int, ir.Value] = {}
+        self._literal_cache: dict[int, tuple] = {}
 
     def _graph_value(self, value: Any) -> Optional[ir.Value]:
         return value if isinstance(value, ir.Value) else None
@@ -242,14 +256,20 @@ class TorchScriptImporter(TorchOpEmitter):
     # ----- values ---------------------------------------------------------------------------------------
     def _bind_constant(self, value: torch._C.Value, constant: Any) -> None:
         if isinstance(constant, torch.Tensor):
+            # Keyed by identity; the cache holds the tensor too, so its id is never reused.
             key = id(constant)
-            literal = self._literal_cache.get(key)
+            cached = self._literal_cache.get(key)
+            literal = cached[1] if cached is not None else None
             if literal is None and self.lift_constants and constant.numel() > LIFT_MIN_ELEMENTS:
-                literal = self._literal_cache[key] = self._entry_block.add_argument(
+                literal = self._entry_block.add_argument(
                     self.types.tensor(TensorSpec.from_tensor(constant)), ir.Location.unknown())
                 self.lifted_tensors.append(constant.detach().contiguous())
             if literal is None:
-                literal = self._literal_cache[key] = self._tensor_literal(constant)
+                # In the entry block, so a literal first met inside a branch or loop body
+                # still dominates its later uses elsewhere.
+                with ir.InsertionPoint.at_block_begin(self._entry_block):
+                    literal = self._tensor_literal(constant)
+            self._literal_cache[key] = (constant, literal)
             self.vals[value] = literal
             self.examples[value] = constant.detach()
             self.constant_tensors.add(value)
@@ -378,7 +398,9 @@ class TorchScriptImporter(TorchOpEmitter):
             bind = lambda x: tensors[x.index] if isinstance(x, _Slot) else (
                 [bind(i) for i in x] if isinstance(x, list) else
                 tuple(bind(i) for i in x) if isinstance(x, tuple) else x)
-            return overload(*bind(args), **{k: bind(v) for k, v in kwargs.items()})
+            return target(*bind(args), **{k: bind(v) for k, v in kwargs.items()})
+
+        target = _view_of_copy_op(overload) or overload
 
         examples = [e for _, e in slots]
         try:
