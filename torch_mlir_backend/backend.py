@@ -46,6 +46,10 @@ class CompiledFxGraph:
     _boxed_call = True
 
     def __init__(self, compiled, tensor_arg_positions: Sequence[int], outputs: Sequence[OutputSlot]):
+        # Also an instance attribute: Dynamo wraps backward callables with `functools.wraps`,
+        # which copies the instance `__dict__` but not class attributes; without it AOTAutograd
+        # would call the backward unboxed.
+        self._boxed_call = True
         self.compiled = compiled
         self.tensor_arg_positions = tuple(tensor_arg_positions)
         self.outputs = tuple(outputs)

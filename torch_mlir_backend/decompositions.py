@@ -14,6 +14,11 @@ aten = torch.ops.aten
 # decompositions rather than a rule of our own (the decomposition is already fused well by
 # linalg elementwise fusion, or the op is rare).
 EXTRA = [
+    # Backward of max pooling as a scatter_add of the gradients at the saved indices
+    # (rule in lowering/backward.py).
+    aten.max_pool2d_with_indices_backward,
+    # Dropout in training as a comparison of `rand` (rule in lowering/random.py) with p.
+    aten.native_dropout,
 ]
 
 
@@ -104,6 +109,10 @@ def _table():
     table = dict(core_aten_decompositions())
     table.update(get_decompositions(EXTRA))
     table.update(OWN)
+    # Backward-only ops PyTorch has no decomposition for (convolution_backward, ...).
+    from .lowering.backward import DECOMPOSITIONS as BACKWARD_DECOMPOSITIONS
+
+    table.update(BACKWARD_DECOMPOSITIONS)
     return table
 
 
