@@ -2,7 +2,7 @@
 every parameter's gradient and the BatchNorm running statistics, under explicit tolerances.
 
 AOTAutograd hands both graphs to `compile_fx_graph` (no eager fallback exists in the backend),
-and `compilation_count` checks the backward graph really went through MLIR."""
+and a counter of compiled graphs checks the backward graph really went through MLIR."""
 from __future__ import annotations
 
 import copy
@@ -12,7 +12,6 @@ import torch
 import torch.nn as nn
 
 import training_models as models
-from torch_mlir_backend.runtime import compilation_count
 
 # No eager fallback: an op without a rule fails the test instead of running in eager. LLVM -O0:
 # the backward graphs of these models take 10-20 s each to JIT at -O3 and the same numerics
@@ -69,12 +68,11 @@ def test_gradients_match_eager(name):
     compiled_model = copy.deepcopy(eager)
     compiled = torch.compile(compiled_model, backend="torch_mlir", options=STRICT)
     atol, rtol = TOLERANCE[name]
-    before = compilation_count()
     # Dynamo runs nn.LSTM eagerly (a graph break) unless allow_rnn is set.
-    with torch._dynamo.config.patch(allow_rnn=True):
+    with torch._dynamo.config.patch(allow_rnn=True), models.CompiledGraphCounter() as graphs:
         _train_and_compare(name, eager, compiled_model, compiled, atol, rtol)
     # A forward and a backward graph at least (more when Dynamo splits the model).
-    assert compilation_count() - before >= 2
+    assert graphs.count >= 2
 
 
 def _train_and_compare(name, eager, compiled_model, compiled, atol, rtol):
@@ -126,7 +124,6 @@ def test_adamw_steps_compiled_match_eager():
         _loss(eager(x)).backward()
         opt_eager.step()
         opt_compiled.zero_grad()
-        before = compilation_count()
         _loss(compiled(x)).backward()
         optimizer_step()
         for (pname, pe), (_, pc) in zip(eager.named_parameters(), compiled_model.named_parameters()):

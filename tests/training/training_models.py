@@ -64,3 +64,27 @@ class GPT(nn.Module):
     def forward(self, tokens):
         x = self.tok(tokens) + self.pos(torch.arange(tokens.shape[1]))
         return self.head(self.ln(self.blocks(x)))
+
+
+class CompiledGraphCounter:
+    """Counts the FX graphs (forward and backward) our backend compiles inside the block: wraps
+    `backend.compile_fx_graph`, which every graph goes through whether or not the runtime's
+    caches already hold its machine code."""
+
+    def __enter__(self):
+        from torch_mlir_backend import backend
+
+        self.count = 0
+        self._backend = backend
+        self._original = backend.compile_fx_graph
+
+        def counting(*args, **kwargs):
+            self.count += 1
+            return self._original(*args, **kwargs)
+
+        backend.compile_fx_graph = counting
+        return self
+
+    def __exit__(self, *exc):
+        self._backend.compile_fx_graph = self._original
+        return False
