@@ -7,7 +7,7 @@ CASES = all_cases()
 
 
 def test_there_are_cases():
-    assert len(CASES) >= 100
+    assert len(CASES) >= 400
 
 
 def test_filter_selects_by_regex():

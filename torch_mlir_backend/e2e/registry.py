@@ -20,6 +20,9 @@ class ConformanceCase:
     # Run the module in train mode with gradients (forward + backward through our backend).
     training: bool = False
     tags: tuple = field(default_factory=tuple)
+    # torch._dynamo.config settings the case compiles under (e.g. allow_rnn for nn.LSTM, which
+    # Dynamo refuses to trace by default).
+    dynamo_config: tuple = field(default_factory=tuple)
 
 
 CASES: dict[str, ConformanceCase] = {}
@@ -27,14 +30,15 @@ CASES: dict[str, ConformanceCase] = {}
 
 def conformance_case(name: Optional[str] = None, *, inputs: Callable[[], Sequence[Any]],
                      atol: Optional[float] = None, rtol: Optional[float] = None,
-                     training: bool = False, tags: Sequence[str] = ()):
+                     training: bool = False, tags: Sequence[str] = (), dynamo_config: Optional[dict] = None):
     """Register a module class or a factory function as a case named after it."""
 
     def register(factory):
         case_name = name or factory.__name__
         if case_name in CASES:
             raise ValueError(f"duplicate conformance case {case_name}")
-        CASES[case_name] = ConformanceCase(case_name, factory, inputs, atol, rtol, training, tuple(tags))
+        CASES[case_name] = ConformanceCase(case_name, factory, inputs, atol, rtol, training, tuple(tags),
+                                           tuple(sorted((dynamo_config or {}).items())))
         return factory
 
     return register

@@ -30,6 +30,11 @@ def _clone(x):
 def run_case(case: ConformanceCase, backend: str = "torch_mlir") -> CaseResult:
     t0 = time.perf_counter()
     torch._dynamo.reset()
+    with torch._dynamo.config.patch(**dict(case.dynamo_config)):
+        return _run_case(case, backend, t0)
+
+
+def _run_case(case: ConformanceCase, backend: str, t0: float) -> CaseResult:
     try:
         torch.manual_seed(0)
         module = case.make_module()
