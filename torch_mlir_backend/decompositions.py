@@ -14,6 +14,11 @@ aten = torch.ops.aten
 # decompositions rather than a rule of our own (the decomposition is already fused well by
 # linalg elementwise fusion, or the op is rare).
 EXTRA = [
+    # p-norms as abs/pow/sum or amax/amin (reference decomposition; fuses into one reduction).
+    aten.linalg_vector_norm,
+    # repeat as unsqueeze/expand/clone/view (diagonal and unfold have rules in lowering/misc.py:
+    # their reference decompositions are as_strided calls with the strides of the input view).
+    aten.repeat,
     # Backward of max pooling as a scatter_add of the gradients at the saved indices
     # (rule in lowering/backward.py).
     aten.max_pool2d_with_indices_backward,
@@ -102,6 +107,52 @@ def transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bia
     if not norm_first:
         x = norm(x, norm_weight_2, norm_bias_2)
     return x
+
+
+def _embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
+                   per_sample_weights=None, include_last_offset=False, padding_idx=-1):
+    """ATen's embedding_bag (mode 0 sum, 1 mean, 2 max) as a gather and a scatter by bag.
+    Returns (output, offset2bag, bag_size, max_indices) as eager's CPU kernel does; empty bags
+    give zeros. Autograd differentiates through the gather/scatter, so training works too."""
+    n = indices.shape[0]
+    num_bags = offsets.shape[0] - (1 if include_last_offset else 0)
+    position = torch.arange(n, device=indices.device)
+    starts = offsets[:num_bags]
+    bag = (starts.unsqueeze(0) <= position.unsqueeze(1)).sum(1) - 1  # offsets are sorted
+    used = indices != padding_idx
+    if include_last_offset:
+        used = used & (position < offsets[num_bags])
+    rows = weight[indices]
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights.unsqueeze(1).to(rows.dtype)
+    counts = torch.zeros(num_bags, dtype=indices.dtype, device=indices.device).index_add(
+        0, bag.clamp(min=0), used.to(indices.dtype))
+    dim = weight.shape[1]
+    if mode == 2:
+        # Entries that do not count go to bag `num_bags`, which the scatter drops.
+        target = torch.where(used & (bag >= 0), bag, num_bags).unsqueeze(1).expand(n, dim)
+        out = torch.zeros(num_bags, dim, dtype=weight.dtype, device=weight.device).scatter_reduce(
+            0, target, rows, "amax", include_self=False)
+        # max_indices: the weight row of the first entry of each bag holding the maximum.
+        is_max = (rows == out[bag.clamp(min=0)]) & (target < num_bags)
+        first = torch.where(is_max, position.unsqueeze(1).expand(n, dim), n)
+        first = torch.full((num_bags, dim), n, dtype=first.dtype, device=first.device).scatter_reduce(
+            0, target, first, "amin", include_self=True)
+        max_indices = torch.where(first < n, indices[first.clamp(max=n - 1)], 0)
+        return out, bag, counts, max_indices
+    rows = torch.where(used.unsqueeze(1), rows, 0)
+    out = torch.zeros(num_bags, dim, dtype=weight.dtype, device=weight.device).index_add(0, bag.clamp(min=0), rows)
+    if mode == 1:
+        out = out / counts.clamp(min=1).unsqueeze(1).to(out.dtype)
+        return out, bag, counts, counts
+    zeros = torch.zeros_like(counts)
+    if padding_idx < 0 and per_sample_weights is None:  # eager's fast path leaves offset2bag empty
+        bag = bag.new_empty(0)
+    return out, bag, zeros, zeros
+
+
+OWN[aten._embedding_bag_forward_only.default] = _embedding_bag
+OWN[aten._embedding_bag.default] = _embedding_bag
 
 
 @functools.lru_cache(maxsize=None)

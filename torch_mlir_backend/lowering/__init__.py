@@ -7,6 +7,7 @@ from . import elementwise, linear_algebra  # noqa: F401,E402
 from . import convolution, pooling  # noqa: F401,E402
 from . import shape, indexing, creation  # noqa: F401,E402
 from . import reduction, normalization  # noqa: F401,E402
+from . import scan, sorting, scatter, misc  # noqa: F401,E402
 from . import backward, random  # noqa: F401,E402
 from . import control_flow  # noqa: F401,E402
 

@@ -1,0 +1,71 @@
+"""Scans (lowering/scan.py) against eager: cumsum, cumprod, logcumsumexp on two shapes per dtype.
+
+Eager accumulates float32 scans in float64 and half-precision ones in float32, as we do, so
+float32 agrees to rounding; integer scans are exact."""
+import pytest
+import torch
+
+from helpers import check, make_input
+from torch_mlir_backend.types import SUPPORTED_DTYPES
+
+COVERED = ["aten.cumsum.default", "aten.cumprod.default", "aten.logcumsumexp.default"]
+
+DTYPES = [pytest.param(d, id=str(d).replace("torch.", "")) for d in SUPPORTED_DTYPES]
+FLOATS = [pytest.param(d, id=str(d).replace("torch.", ""))
+          for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16)]
+
+
+def tolerance(dtype):
+    if dtype in (torch.float16, torch.bfloat16):
+        return dict(atol=2e-2, rtol=2e-2)
+    if dtype.is_floating_point:
+        return dict(atol=1e-5, rtol=1e-5)
+    return dict(atol=0, rtol=0)
+
+
+def two(dtype, low=-2, high=2):
+    return make_input((3, 6), dtype, low, high, seed=1), make_input((2, 3, 4), dtype, low, high, seed=2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cumsum(dtype):
+    check(lambda a, c: (torch.cumsum(a, 1), torch.cumsum(a, 0), torch.cumsum(c, -1), torch.cumsum(c, 1)),
+          *two(dtype), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cumprod(dtype):
+    # Values in [-1.5, 1.5] keep products of six factors well inside every dtype's range.
+    check(lambda a, c: (torch.cumprod(a, 1), torch.cumprod(c, 0), torch.cumprod(c, 2)),
+          *two(dtype, -1.5, 1.5), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_logcumsumexp(dtype):
+    check(lambda a, c: (torch.logcumsumexp(a, 1), torch.logcumsumexp(c, 0), torch.logcumsumexp(c, -1)),
+          *two(dtype, -4, 4), **tolerance(dtype))
+
+
+def test_logcumsumexp_infinities_and_nan():
+    inf, nan = float("inf"), float("nan")
+    x = torch.tensor([[-inf, -inf, 1.0, -inf, 2.0], [inf, 1.0, inf, -inf, 0.0], [0.0, nan, 1.0, 2.0, 3.0]])
+    check(lambda x: torch.logcumsumexp(x, 1), x, atol=1e-6, rtol=1e-6)
+
+
+def test_cumsum_dtype_argument_and_bool():
+    a = make_input((4, 5), torch.int32)
+    m = make_input((4, 5), torch.bool)
+    check(lambda a, m: (torch.cumsum(a, 1, dtype=torch.float64), torch.cumsum(a, 0, dtype=torch.int32),
+                        torch.cumsum(m, 1), torch.cumprod(a, 0, dtype=torch.float32)), a, m, atol=1e-6, rtol=1e-6)
+
+
+def test_scan_of_0d_and_of_length_1():
+    check(lambda s, a: (torch.cumsum(s, 0), torch.cumprod(s, -1), torch.cumsum(a, 1)),
+          torch.tensor(2.5), make_input((3, 1), torch.float32), atol=0, rtol=0)
+
+
+def test_several_scans_with_equal_initial_values_in_one_graph():
+    # Equal accumulator fills are merged by CSE; each loop must still get its own.
+    a, c = make_input((3, 6), torch.float32, seed=3), make_input((3, 6), torch.float32, seed=4)
+    check(lambda a, c: (torch.cumsum(a, 1), torch.cumsum(c, 1), torch.cumsum(a, 1) * 2), a, c,
+          atol=1e-5, rtol=1e-5)

@@ -1,0 +1,78 @@
+"""Ops with no family of their own: runtime assertions (`_assert_async`) and the view ops
+diagonal and unfold, as gathers (PyTorch decomposes those two into `as_strided` with the strides
+of the input view, which a functional value of ours does not have).
+
+Decompositions (one_hot, repeat_interleave, ...) assert properties of the data, such as an
+index being in range, with `_assert_async`. Compiled code cannot raise, and the project's rule
+for bad indices is to stay inside buffers rather than crash (see indexing.py), so an assertion
+compiles to nothing: its condition is then unused and erased with it.
+"""
+from __future__ import annotations
+
+import torch
+
+from mlir.dialects import arith
+
+from . import builders as b
+from .indexing import gather_generic
+from .registry import lowers
+from .shape import _norm_dim, bool_as_bytes
+
+aten = torch.ops.aten
+
+
+@lowers(aten._assert_async.msg, aten._assert_async.default)
+def assert_async(ctx, condition, message=None):
+    return [None]  # its one result is `!torch.none`
+
+
+@lowers(aten.diagonal.default)
+@bool_as_bytes
+def diagonal(ctx, x, offset=0, dim1=0, dim2=1):
+    rank = ctx.in_specs[0].rank
+    ctx.require(rank >= 2, "diagonal needs at least two dimensions")
+    offset = ctx.static_int(offset, "offset")
+    d1, d2 = _norm_dim(ctx, dim1, rank, "dim1"), _norm_dim(ctx, dim2, rank, "dim2")
+    ctx.require(d1 != d2, "diagonal dimensions cannot be identical")
+    s1, s2 = ctx.in_specs[0].shape[d1], ctx.in_specs[0].shape[d2]
+    ctx.require(s1 is not None and s2 is not None, "diagonal of dynamic dimensions is not supported")
+    length = max(min(s1, s2 - offset), 0) if offset >= 0 else max(min(s1 + offset, s2), 0)
+    sizes = b.sizes_of(x)
+    rest = [d for d in range(rank) if d not in (d1, d2)]
+
+    def position(_, iv):
+        pos = [None] * rank
+        for o, d in enumerate(rest):
+            pos[d] = iv[o]
+        k = iv[-1]
+        pos[d1] = arith.AddIOp(k, b.index_constant(max(0, -offset))).result
+        pos[d2] = arith.AddIOp(k, b.index_constant(max(0, offset))).result
+        return pos
+
+    return gather_generic(x, [sizes[d] for d in rest] + [length], ctx.out_spec.dtype, [], position)
+
+
+@lowers(aten.unfold.default)
+@bool_as_bytes
+def unfold(ctx, x, dimension, size, step):
+    rank = ctx.in_specs[0].rank
+    d = _norm_dim(ctx, dimension, rank, "dimension")
+    size, step = ctx.static_int(size, "size"), ctx.static_int(step, "step")
+    ctx.require(step > 0, f"step must be positive, got {step}")
+    n = ctx.in_specs[0].shape[d] if rank else 1
+    ctx.require(n is not None, "unfold of a dynamic dimension is not supported")
+    ctx.require(0 <= size <= n, f"size {size} is larger than the dimension ({n})")
+    sizes = b.sizes_of(x)
+    if rank == 0:  # a 0-d tensor unfolds to [size] (size is 0 or 1)
+        return gather_generic(x, [size], ctx.out_spec.dtype, [], lambda _, iv: [])
+    out_sizes = list(sizes)
+    out_sizes[d] = (n - size) // step + 1
+    out_sizes.append(size)
+
+    def position(_, iv):
+        pos = list(iv[:rank])
+        start = arith.MulIOp(iv[d], b.index_constant(step)).result
+        pos[d] = arith.AddIOp(start, iv[-1]).result
+        return pos
+
+    return gather_generic(x, out_sizes, ctx.out_spec.dtype, [], position)

@@ -1,0 +1,244 @@
+"""Writes to positions held in integer tensors: scatter (src / value) and scatter_reduce
+(sum / prod / mean / amax / amin, with or without the destination's own value); and
+masked_scatter, which writes the source's elements in order to the positions a mask selects. `scatter_add`
+and `index_put` (which index_add and `x[i] = v` reach us as) are lowered in backward.py, as
+sequential read-modify-write loops.
+
+A scatter cannot be a `linalg.generic` over its sources (a generic writes only its own output
+element), so each is written from the destination's side: one `linalg.generic` whose iteration
+space is the result's dimensions (parallel) followed by the scattered dimension of the index
+(reduction). At result position p and contribution j the body loads the index, and if it names
+p, combines the source element into the accumulator. Contributions arrive in increasing j, the order eager's CPU
+loops apply them, so "last write wins" for duplicate indices and float sums round as eager's do.
+Work is numel(result) x index.size(dim), all of it parallel over the result.
+
+Indices that name no position in the dimension (out of range) contribute nothing, instead of
+raising as eager does: compiled code cannot raise, and this never reads or writes outside a
+buffer. Negative indices are out of range too, as in eager's scatter.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from mlir import ir
+from mlir.dialects import arith, linalg, tensor
+
+from . import builders as b
+from .registry import LoweringContext, lowers
+from .shape import _norm_dim, bool_as_bytes
+from ..types import FLOAT_DTYPES, INT_DTYPES
+
+aten = torch.ops.aten
+
+REDUCE_DTYPES = FLOAT_DTYPES + INT_DTYPES  # eager has no bool add/prod/mean reductions here
+
+# (combine, identity) per scatter_reduce reduction; `mean` sums and divides at the end.
+def _combiner(reduce: str, dtype: torch.dtype) -> tuple[Callable[[ir.Value, ir.Value], ir.Value], object]:
+    flt = b.is_float(dtype)
+    if reduce in ("sum", "mean"):
+        return (lambda a, s: arith.AddFOp(a, s).result if flt else arith.AddIOp(a, s).result), 0
+    if reduce == "prod":
+        return (lambda a, s: arith.MulFOp(a, s).result if flt else arith.MulIOp(a, s).result), 1
+    if reduce == "amax":
+        return (lambda a, s: b.max_value(a, s, dtype)), b.lowest(dtype)
+    if reduce == "amin":
+        return (lambda a, s: b.min_value(a, s, dtype)), b.highest(dtype)
+    raise ValueError(reduce)
+
+
+def _iv(d: int) -> ir.Value:
+    return linalg.IndexOp(ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d)).result
+
+
+def _all(conditions: Sequence[ir.Value]) -> ir.Value:
+    result = b.constant(True, torch.bool)
+    for c in conditions:
+        result = arith.AndIOp(result, c).result
+    return result
+
+
+def scatter_generic(ctx: LoweringContext, dest: ir.Value, contributions: Sequence[int],
+                    contribution: Callable[[list[ir.Value], list[ir.Value]], tuple[ir.Value, ir.Value]],
+                    combine: Callable[[ir.Value, ir.Value], ir.Value], identity, include_self: bool,
+                    finish: Optional[Callable[[ir.Value, ir.Value, ir.Value], ir.Value]] = None) -> ir.Value:
+    """result[p] = fold(combine, contributions j with contribution(p, j) = (applies, value)),
+    starting from dest[p] (include_self) or `identity`; `finish(acc, count, dest)` (scalars) maps
+    the accumulator and the number of applied contributions to the result element."""
+    dtype = ctx.out_spec.dtype
+    sizes = b.sizes_of(dest)
+    rank = len(sizes)
+    if any(c == 0 for c in contributions):  # nothing is written: the result is the destination
+        return b.generic([dest], [b.empty(sizes, dtype)], [b.identity_map(rank)] * 2, ["parallel"] * rank,
+                         lambda e, _: e)
+    space = rank + len(contributions)
+    project = ir.AffineMap.get(space, 0, [ir.AffineDimExpr.get(d) for d in range(rank)])
+    need_count = finish is not None
+    outs = [b.empty(sizes, dtype)] + ([b.empty(sizes, torch.int64)] if need_count else [])
+    i64 = b.element_type(torch.int64)
+
+    # An operand spanning the contribution dimensions gives the generic their sizes (its
+    # elements are never read).
+    extent = b.empty(list(contributions), torch.int8)
+    extent_map = ir.AffineMap.get(space, 0, [ir.AffineDimExpr.get(rank + k) for k in range(len(contributions))])
+
+    def body(_, self_elem, acc, *count):
+        p = [_iv(d) for d in range(rank)]
+        j = [_iv(rank + k) for k in range(len(contributions))]
+        # The outputs start uninitialized: the first contribution starts from the initial value.
+        first = _all([arith.CmpIOp(arith.CmpIPredicate.eq, v, b.index_constant(0)).result for v in j])
+        start = self_elem if include_self else b.constant(identity, dtype)
+        acc = b.select(first, start, acc)
+        applies, value = contribution(p, j)
+        new_acc = b.select(applies, combine(acc, value), acc)
+        if not need_count:
+            return new_acc
+        n = b.select(first, b.constant(0, torch.int64), count[0])
+        return [new_acc, arith.AddIOp(n, arith.ExtUIOp(i64, applies).result).result]
+
+    results = b.generic([extent, dest], outs, [extent_map] + [project] * (1 + len(outs)),
+                        ["parallel"] * rank + ["reduction"] * len(contributions), body)
+    if not need_count:
+        return results
+    acc, count = results
+    return b.generic([acc, count, dest], [b.empty(sizes, dtype)], [b.identity_map(rank)] * 4,
+                     ["parallel"] * rank, lambda a, c, s, _: finish(a, c, s))
+
+
+def _scatter(ctx: LoweringContext, x, dim, index, src, combine, identity=0, include_self=True,
+             finish=None, src_is_scalar=False):
+    ctx.require(ctx.in_specs[2] is not None and ctx.in_specs[2].dtype == torch.int64,
+                "scatter index must be int64")
+    rank = ctx.in_specs[0].rank
+    dim = _norm_dim(ctx, dim, rank)
+    index_shape = list(ctx.in_specs[2].shape)
+    ctx.require(all(s is not None for s in index_shape), "scatter with a dynamic index shape is not supported")
+    ctx.require(len(index_shape) == rank, "scatter index must have the destination's rank")
+    dtype = ctx.out_spec.dtype
+    if rank == 0:  # a 0-d scatter writes the one element (index must be 0)
+        index_shape, dim = [1], 0
+        x = b.expand_dims(x, [0], 1)
+        index = b.expand_dims(index, [0], 1)
+        if not src_is_scalar:
+            src = b.expand_dims(src, [0], 1)
+        result = _scatter_nd(x, dim, index, src, index_shape, dtype, combine, identity, include_self,
+                             finish, src_is_scalar, ctx)
+        return b.collapse_shape(result, [])
+    return _scatter_nd(x, dim, index, src, index_shape, dtype, combine, identity, include_self, finish,
+                       src_is_scalar, ctx)
+
+
+def _scatter_nd(x, dim, index, src, index_shape, dtype, combine, identity, include_self, finish,
+                src_is_scalar, ctx):
+    rank = len(index_shape)
+    value_const = None
+    if src_is_scalar:
+        value_const = src
+
+    def contribution(p, j):
+        q = list(p)
+        q[dim] = j[0]
+        in_index = [arith.CmpIOp(arith.CmpIPredicate.ult, p[k], b.index_constant(index_shape[k])).result
+                    for k in range(rank) if k != dim]
+        # Positions outside the index are not read (clamped) and do not apply.
+        q_read = [q[k] if k == dim else arith.MinUIOp(q[k], b.index_constant(index_shape[k] - 1)).result
+                  for k in range(rank)]
+        # A negative index never equals p[dim] (index casts keep the bits, p[dim] >= 0).
+        target = arith.IndexCastOp(b.index_type(), tensor.ExtractOp(index, q_read).result).result
+        names_me = arith.CmpIOp(arith.CmpIPredicate.eq, target, p[dim]).result
+        if src_is_scalar:
+            value = b.scalar_operand(value_const, dtype)
+        else:
+            value = tensor.ExtractOp(src, q_read).result
+        return _all(in_index + [names_me]), value
+
+    return scatter_generic(ctx, x, [index_shape[dim]], contribution, combine, identity, include_self, finish)
+
+
+def _replace(a, s):
+    return s
+
+
+@lowers(aten.scatter.src)
+@bool_as_bytes
+def scatter_src(ctx, x, dim, index, src):
+    return _scatter(ctx, x, dim, index, src, _replace)
+
+
+@lowers(aten.scatter.value)
+@bool_as_bytes
+def scatter_value(ctx, x, dim, index, value):
+    return _scatter(ctx, x, dim, index, value, _replace, src_is_scalar=True)
+
+
+@lowers(aten.scatter_reduce.two, dtypes=REDUCE_DTYPES)
+def scatter_reduce(ctx, x, dim, index, src, reduce, include_self=True):
+    ctx.require(reduce in ("sum", "prod", "mean", "amax", "amin"), f"unknown reduction {reduce!r}")
+    ctx.require(isinstance(include_self, bool), "include_self must be a compile-time bool")
+    dtype = ctx.out_spec.dtype
+    combine, identity = _combiner(reduce, dtype)
+
+    def finish(acc, count, dest):
+        # Positions no index names keep the destination's value.
+        untouched = arith.CmpIOp(arith.CmpIPredicate.eq, count, b.constant(0, torch.int64)).result
+        if reduce == "mean":
+            n = arith.AddIOp(count, b.constant(1, torch.int64)).result if include_self else count
+            n = b.select(untouched, b.constant(1, torch.int64), n)
+            n = b.convert(n, torch.int64, dtype)
+            if b.is_float(dtype):
+                acc = arith.DivFOp(acc, n).result
+            else:  # eager divides integer means with rounding_mode="floor"
+                acc = arith.FloorDivSIOp(acc, n).result if not b.is_unsigned(dtype) else arith.DivUIOp(acc, n).result
+        return acc if include_self else b.select(untouched, dest, acc)
+
+    needs_finish = reduce == "mean" or not include_self
+    return _scatter(ctx, x, dim, index, src, combine, identity, include_self,
+                    finish if needs_finish else None)
+
+
+@lowers(aten.masked_scatter.default)
+@bool_as_bytes
+def masked_scatter(ctx, x, mask, source):
+    """result[p] = mask[p] ? source.flatten()[number of selected positions before p] : x[p]:
+    the positions come from a prefix count of the mask (scan.py), so the result shape is static."""
+    from .scan import scan_along
+
+    dtype = ctx.out_spec.dtype
+    mask_dtype = ctx.in_specs[1].dtype
+    rank = ctx.out_spec.rank
+    ctx.require(all(s is not None for s in ctx.out_spec.shape) and all(
+        s is not None for s in ctx.in_specs[2].shape), "masked_scatter with dynamic shapes is not supported")
+    if rank == 0:
+        x = b.expand_dims(x, [0], 1)
+        mask = b.expand_dims(mask, [0], 1) if ctx.in_specs[1].rank == 0 else mask
+    shape = list(ctx.out_spec.shape) or [1]
+    flat = [list(range(len(shape)))]
+    selected = b.elementwise([mask], [mask_dtype], type(ctx.out_spec)(tuple(shape), torch.int64),
+                             lambda m: m, compute_dtype=torch.int64)
+    selected = b.collapse_shape(selected, flat)
+    count = scan_along(selected, 0, torch.int64, torch.int64, 0,
+                       lambda a, e: arith.AddIOp(a, e).result, torch.int64)
+    source_flat = b.collapse_shape(source, [list(range(ctx.in_specs[2].rank))]) if ctx.in_specs[2].rank \
+        else b.expand_dims(source, [0], 1)
+    source_numel = 1
+    for s in ctx.in_specs[2].shape:
+        source_numel *= s
+    numel = 1
+    for s in shape:
+        numel *= s
+    last = b.index_constant(max(source_numel - 1, 0))
+
+    def body(x_elem, sel, n, _):
+        take = arith.CmpIOp(arith.CmpIPredicate.ne, sel, b.constant(0, torch.int64)).result
+        if source_numel == 0:  # nothing to take (eager requires no selected position then)
+            return x_elem
+        at = arith.IndexCastOp(b.index_type(), arith.SubIOp(n, b.constant(1, torch.int64)).result).result
+        at = arith.MaxSIOp(arith.MinSIOp(at, last).result, b.index_constant(0)).result
+        return b.select(take, tensor.ExtractOp(source_flat, [at]).result, x_elem)
+
+    result = b.generic([b.collapse_shape(x, flat), selected, count], [b.empty([numel], dtype)],
+                       [b.identity_map(1)] * 4, ["parallel"], body)
+    if rank == 0:
+        return b.collapse_shape(result, [])
+    return b.expand_shape(result, b.tensor_type(ctx.out_spec), flat, list(shape))
