@@ -8,6 +8,9 @@ import torch
 from torch_mlir_backend.e2e.compare import TOLERANCES, assert_same, describe, max_error  # noqa: F401
 
 def compile_fn(fn: Callable, options: Optional[dict] = None, dynamic: bool = False) -> Callable:
+    # Strict unless a test says otherwise: an op falling back to eager would make a comparison
+    # with eager pass without testing our code.
+    options = {"strict": True, **(options or {})}
     return torch.compile(fn, backend="torch_mlir", fullgraph=True, dynamic=dynamic, options=options)
 
 

@@ -7,10 +7,11 @@ from .backend import compile_fx_graph, make_backend, torch_mlir
 from .errors import CompileError, GraphImportError, TorchMlirBackendError, UnsupportedOpError
 # The torch.export road (the TorchScript and lazy-tensor roads: importers/, lazy.py).
 from .export import compile_exported, export_and_import
+from .explain import ExplainReport, explain
 from .options import CompileOptions
 
 __version__ = "0.1.0"
 
 __all__ = ["torch_mlir", "make_backend", "compile_fx_graph", "CompileOptions", "CompileError",
-           "GraphImportError", "TorchMlirBackendError", "UnsupportedOpError", "__version__"]
+           "GraphImportError", "TorchMlirBackendError", "UnsupportedOpError", "explain", "ExplainReport", "__version__"]
 __all__ += ["export_and_import", "compile_exported"]

@@ -23,6 +23,7 @@ from .errors import TorchMlirBackendError
 from .importers.fx_importer import FxImporter
 from .lowering import lower_to_linalg
 from .options import CompileOptions
+from .partition import compile_graph
 from .runtime import ArgLayout, compile_linalg
 from .types import TensorSpec
 
@@ -141,7 +142,9 @@ def make_backend(options: Optional[dict] = None) -> Callable:
     opts = CompileOptions.from_dict(options)
 
     def compiler(gm: torch.fx.GraphModule, example_inputs):
-        return compile_fx_graph(gm, example_inputs, opts)
+        # Ops we cannot lower run eagerly around the compiled regions (or raise when strict).
+        # `compile_fx_graph` is looked up at call time so it stays the per-region compiler.
+        return compile_graph(gm, example_inputs, opts, lambda g, ex, o: compile_fx_graph(g, ex, o))
 
     return aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
                         decompositions=decomposition_table())

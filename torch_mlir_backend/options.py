@@ -17,6 +17,8 @@ class CompileOptions:
     opt_level: int = field(default_factory=lambda: int(os.environ.get(ENV_OPT_LEVEL, "3")))
     # Print per-stage compile times to stderr.
     verbose: bool = False
+    # Raise UnsupportedOpError for an op that cannot be lowered instead of running it eagerly.
+    strict: bool = False
 
     @staticmethod
     def from_dict(options: Optional[dict]) -> "CompileOptions":

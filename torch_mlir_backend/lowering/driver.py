@@ -174,6 +174,28 @@ def _match_type(value: ir.Value, expected: ir.Type, target) -> ir.Value:
     return tensor.CastOp(expected, value).result
 
 
+def _blame_unverified(lowered: ir.Module, torch_module: ir.Module) -> str:
+    """`: the IR lowered from aten.x (inputs) at file:line` for the first top-level op that does
+    not verify on its own; rules create their ops at the source op's location, which finds it."""
+    sources = {}
+    for fn in torch_module.body.operations:
+        if fn.operation.name == "func.func":
+            for op in fn.regions[0].blocks[0].operations:
+                sources.setdefault(str(op.location), op.operation)
+    for fn in lowered.body.operations:
+        for op in fn.regions[0].blocks[0].operations:
+            try:
+                op.operation.verify()
+            except ir.MLIRError:
+                source = sources.get(str(op.location))
+                if source is None:
+                    return f": {op.operation.name} at {user_source_line(op.location) or 'unknown location'}"
+                specs = [torch_type_spec(v.type) for v in source.operands]
+                return (f": the IR lowered from {_overload_name(source.name)} ({format_specs(specs)}) at "
+                        f"{user_source_line(source.location) or 'unknown location'}")
+    return ""
+
+
 def _overload_name(op_name: str) -> str:
     # torch.aten.foo.bar -> aten.foo.bar
     parts = op_name.split(".")
@@ -191,7 +213,7 @@ def lower_to_linalg(torch_module: ir.Module) -> ir.Module:
         try:
             out.operation.verify()
         except ir.MLIRError as e:
-            raise CompileError("linalg-on-tensors module does not verify",
-                               diagnostics="\n".join(str(d) for d in e.error_diagnostics),
+            raise CompileError("linalg-on-tensors module does not verify" + _blame_unverified(out, torch_module),
+                               diagnostics="\n".join(f"{d.location}: {d}" for d in e.error_diagnostics),
                                stage="torch-to-linalg") from None
     return out

@@ -18,6 +18,7 @@ from mlir import ir
 from torch_mlir_backend.lowering.pipeline import ArgLayout, Pipeline, default_pipeline
 from torch_mlir_backend.options import CompileOptions
 from torch_mlir_backend.types import TensorSpec
+from torch_mlir_backend.runtime import disk_cache
 from torch_mlir_backend.runtime.compiled_graph import (
     CompiledGraph,
     ResultShapesFn,
@@ -124,11 +125,18 @@ def compile_linalg(
     module = parse_module(module_or_text, new_context())
     text = module.operation.get_asm(enable_debug_info=False)
     key = compile_key(text, arg_specs, result_specs, options, layouts, pipeline)
+    # Behind the in-memory cache, the on-disk one (`disk_cache.py`): a hit loads machine code.
     return (cache if cache is not None else _CACHE).get_or_compile(
         key,
-        lambda: compile_owned_module(
-            module, arg_specs, result_specs, options,
-            arg_layouts=layouts, result_shapes=result_shapes, pipeline=pipeline,
+        lambda: disk_cache.load_or_compile(
+            key,
+            lambda engine: CompiledGraph(engine, arg_specs, result_specs, arg_layouts=layouts,
+                                         result_shapes=result_shapes, keep_alive=(engine,)),
+            lambda on_engine: compile_owned_module(
+                module, arg_specs, result_specs, options,
+                arg_layouts=layouts, result_shapes=result_shapes, pipeline=pipeline,
+                on_engine=on_engine,
+            ),
         ),
     )
 

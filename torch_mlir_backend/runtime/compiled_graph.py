@@ -245,9 +245,11 @@ def compile_owned_module(
     arg_layouts: Optional[Sequence[ArgLayout]] = None,
     result_shapes: Optional[ResultShapesFn] = None,
     pipeline: Optional[Pipeline] = None,
+    on_engine: Optional[Callable[[ExecutionEngine, list], None]] = None,
 ) -> CompiledGraph:
     """Like build_compiled_graph, on a module (in a context) that the CompiledGraph may own
-    and that the pipeline rewrites in place."""
+    and that the pipeline rewrites in place. `on_engine(engine, shared_libs)` runs before the
+    engine's first lookup (the disk cache dumps its object code there: one code generation)."""
     options = options or CompileOptions()
     arg_layouts = tuple(ArgLayout(l) for l in (arg_layouts or [ArgLayout.CONTIGUOUS] * len(arg_specs)))
     pipeline = pipeline or default_pipeline(arg_layouts)
@@ -266,6 +268,8 @@ def compile_owned_module(
         engine = ExecutionEngine(module, opt_level=options.opt_level, shared_libs=shared_libs)
     except (RuntimeError, ir.MLIRError) as e:
         raise CompileError("the JIT rejected the module", str(e), stage="jit") from None
+    if on_engine is not None:
+        on_engine(engine, shared_libs)
     jit_seconds = time.perf_counter() - start
     if options.verbose:
         print(f"[torch_mlir_backend] compile times:\n{result.report()}\n  jit {jit_seconds * 1e3:.2f} ms",
