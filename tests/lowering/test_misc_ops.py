@@ -89,7 +89,7 @@ def test_embedding_bag_module_trains(mode):
     torch.testing.assert_close(bag.weight.grad, grad_want, atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int64, torch.uint8],
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int64],
                          ids=lambda d: str(d).replace("torch.", ""))
 def test_reflect_and_replicate_pad(dtype):  # eager pads no bool tensors this way
     a, c = make_input((1, 2, 5), dtype, seed=1), make_input((1, 2, 3, 4), dtype, seed=2)
@@ -98,8 +98,7 @@ def test_reflect_and_replicate_pad(dtype):  # eager pads no bool tensors this wa
         a, c, **EXACT)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16],
-                         ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
 def test_scaled_dot_product_attention(dtype):
     q, k, v = (make_input((2, 4, 6, 8), dtype, seed=s) for s in (1, 2, 3))
     kv = make_input((2, 2, 5, 8), dtype, seed=4)
@@ -123,7 +122,8 @@ def test_einsum():
           a, c, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int64, torch.uint8, torch.bool],
+                         ids=lambda d: str(d).replace("torch.", ""))
 def test_tril_triu_roll(dtype):
     a, c = make_input((4, 5), dtype, seed=1), make_input((2, 3, 4), dtype, seed=2)
     check(lambda a, c: (torch.tril(a), torch.triu(a, 1), torch.tril(c, -1), torch.triu(c, 2), torch.roll(a, 2, 1),

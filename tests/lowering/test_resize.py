@@ -7,17 +7,13 @@ import torch.nn.functional as F
 
 from helpers import check, make_input
 
-FLOATS = [pytest.param(d, id=str(d).replace("torch.", ""))
-          for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16)]
-
-
 def tolerance(dtype):
     if dtype in (torch.float16, torch.bfloat16):
         return dict(atol=3e-2, rtol=3e-2)
     return dict(atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", FLOATS + [pytest.param(torch.uint8, id="uint8")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8], ids=lambda d: str(d).replace("torch.", ""))
 def test_nearest_and_nearest_exact(dtype):
     a, c = make_input((1, 2, 5, 6), dtype, seed=1), make_input((2, 1, 3, 4), dtype, seed=2)
     check(lambda a, c: (F.interpolate(a, scale_factor=2, mode="nearest"), F.interpolate(c, size=(7, 5), mode="nearest"),
@@ -26,7 +22,7 @@ def test_nearest_and_nearest_exact(dtype):
                         F.interpolate(a, size=(3, 4), mode="nearest")), a, c, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
 def test_bilinear(dtype):
     a, c = make_input((1, 2, 5, 6), dtype, seed=1), make_input((2, 1, 3, 4), dtype, seed=2)
     check(lambda a, c: (F.interpolate(a, scale_factor=2, mode="bilinear"),
