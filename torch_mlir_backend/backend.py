@@ -19,6 +19,7 @@ from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
 
 from .decompositions import decomposition_table
+from .dynamic_shapes import ShapePlan, has_symbolic_sizes, symbolic_shapes
 from .errors import TorchMlirBackendError
 from .importers.fx_importer import FxImporter
 from .lowering import lower_to_linalg
@@ -32,7 +33,8 @@ from .types import TensorSpec
 class OutputSlot:
     """Where one output of the FX graph comes from at run time."""
 
-    kind: str  # "result" (an MLIR result), "input" (a graph input, returned as is), "constant"
+    kind: str  # "result" (an MLIR result), "input" (a graph input, returned as is), "constant",
+    # "symint" (a symbolic size, computed in Python by `value(args)`)
     index: int = 0
     value: Any = None
 
@@ -46,19 +48,24 @@ class CompiledFxGraph:
 
     _boxed_call = True
 
-    def __init__(self, compiled, tensor_arg_positions: Sequence[int], outputs: Sequence[OutputSlot]):
+    def __init__(self, compiled, tensor_arg_positions: Sequence[int], outputs: Sequence[OutputSlot],
+                 pack_inputs: Optional[Callable[[list], list]] = None):
         # Also an instance attribute: Dynamo wraps backward callables with `functools.wraps`,
         # which copies the instance `__dict__` but not class attributes; without it AOTAutograd
         # would call the backward unboxed.
         self._boxed_call = True
         self.compiled = compiled
         self.tensor_arg_positions = tuple(tensor_arg_positions)
+        self.pack_inputs = pack_inputs  # when SymInt inputs are passed (as 0-d tensors)
         self.outputs = tuple(outputs)
         self._all_results = all(o.kind == "result" for o in outputs) and \
             [o.index for o in outputs] == list(range(len(outputs)))
 
     def __call__(self, args: list) -> list:
-        inputs = [args[i] for i in self.tensor_arg_positions]
+        if self.pack_inputs is None:
+            inputs = [args[i] for i in self.tensor_arg_positions]
+        else:
+            inputs = self.pack_inputs(args)
         results = self.compiled(*inputs)
         if self._all_results:
             args.clear()
@@ -69,6 +76,8 @@ class CompiledFxGraph:
                 out.append(results[slot.index])
             elif slot.kind == "input":
                 out.append(args[slot.index])
+            elif slot.kind == "symint":
+                out.append(slot.value(args))
             else:
                 out.append(slot.value)
         args.clear()
@@ -86,6 +95,8 @@ def _plan_outputs(gm: torch.fx.GraphModule):
     for item in items:
         if isinstance(item, torch.fx.Node) and item.op == "placeholder":
             slots.append(OutputSlot("input", position[item]))
+        elif isinstance(item, torch.fx.Node) and isinstance(item.meta.get("val"), (torch.SymInt, torch.SymBool)):
+            slots.append(OutputSlot("symint", value=item.meta["val"]))  # evaluator set by the caller
         elif isinstance(item, torch.fx.Node):
             slots.append(OutputSlot("result", len(result_nodes)))
             result_nodes.append(item)
@@ -100,31 +111,89 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
     options = options or CompileOptions()
     t0 = time.perf_counter()
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    tensor_positions = [i for i, n in enumerate(placeholders)
-                        if isinstance(n.meta.get("val"), torch.Tensor)]
-    if len(tensor_positions) != len(placeholders):
-        non_tensor = [placeholders[i].name for i in range(len(placeholders)) if i not in tensor_positions]
-        raise TorchMlirBackendError(f"graph inputs that are not tensors are not supported yet: {non_tensor}")
+    placeholder_vals = [n.meta.get("val") for n in placeholders]
+    tensor_positions = [i for i, v in enumerate(placeholder_vals) if isinstance(v, torch.Tensor)]
+    _reject_data_dependent_sizes(gm)
     slots, result_nodes = _plan_outputs(gm)
+    result_vals = [n.meta["val"] for n in result_nodes]
+    shape_plan = None
+    if len(tensor_positions) != len(placeholders) or \
+            any(has_symbolic_sizes(v) for v in placeholder_vals + result_vals):
+        # Dynamic shapes: SymInt inputs are read from input sizes (or passed as 0-d tensors),
+        # output shapes are computed per call from their symbolic sizes (see dynamic_shapes.py).
+        shape_plan = ShapePlan(placeholder_vals, result_vals, graph_name=f"graph with {len(gm.graph.nodes)} nodes")
+        tensor_positions = shape_plan.passed
+        slots = [OutputSlot("symint", value=shape_plan.symint_evaluator(s.value)) if s.kind == "symint" else s
+                 for s in slots]
 
     importer = FxImporter()
     importer.import_graph_module(gm, "main", results=result_nodes)
     torch_module = importer.module
-    linalg_module = lower_to_linalg(torch_module)
+    linalg_module = lower_to_linalg(torch_module, shape_plan.int_arg_dims if shape_plan else None,
+                                    symbolic_shapes(gm) if shape_plan else None)
 
-    arg_vals = [placeholders[i].meta["val"] for i in tensor_positions]
-    arg_specs = [TensorSpec.from_tensor(v) for v in arg_vals]
-    result_specs = [TensorSpec.from_tensor(n.meta["val"]) for n in result_nodes]
-    layouts = [ArgLayout.CONTIGUOUS if v.is_contiguous() else ArgLayout.STRIDED for v in arg_vals]
+    arg_vals = [placeholder_vals[i] for i in tensor_positions]
+    arg_specs = [TensorSpec.from_tensor(v) if isinstance(v, torch.Tensor) else TensorSpec((), torch.int64)
+                 for v in arg_vals]
+    result_specs = [TensorSpec.from_tensor(v) for v in result_vals]
+    layouts = [ArgLayout.CONTIGUOUS if not isinstance(v, torch.Tensor) or _surely_contiguous(v) else ArgLayout.STRIDED
+               for v in arg_vals]
     if options.dump_dir:
         _dump_front_end(options.dump_dir, torch_module, linalg_module)
-    compiled = compile_linalg(linalg_module, arg_specs, result_specs, options, arg_layouts=layouts)
+    t_front_end = time.perf_counter()
+    compiled = compile_linalg(linalg_module, arg_specs, result_specs, options, arg_layouts=layouts,
+                              result_shapes=shape_plan.result_shapes if shape_plan else None)
+    if options.profile:
+        from . import profiling
+
+        compiled = profiling.profile_graph(compiled, f"{len(gm.graph.nodes)} FX nodes", t_front_end - t0)
     if options.verbose:
         import sys
 
         print(f"[torch_mlir] compiled graph with {len(gm.graph.nodes)} nodes in "
               f"{time.perf_counter() - t0:.3f}s", file=sys.stderr)
-    return CompiledFxGraph(compiled, tensor_positions, slots)
+    pack = shape_plan.pack if shape_plan is not None and len(shape_plan.passed) > len(
+        [v for v in placeholder_vals if isinstance(v, torch.Tensor)]) else None
+    return CompiledFxGraph(compiled, tensor_positions, slots, pack)
+
+
+def _reject_data_dependent_sizes(gm: torch.fx.GraphModule) -> None:
+    """Ops whose output size depends on the data (nonzero, masked_select, unique: unbacked
+    symbols `u0`) cannot be given a preallocated output: raise naming the op and source line
+    (the partitioner then runs it in eager PyTorch; in strict mode this is the user's error)."""
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    from .errors import UnsupportedOpError
+    from .importers.fx_importer import source_line
+
+    known = set()
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            known |= free_unbacked_symbols(node.meta.get("val"))
+        elif node.op == "call_function":
+            new = free_unbacked_symbols(node.meta.get("val")) - known
+            if new:
+                raise UnsupportedOpError(
+                    str(node.target), f"its output size depends on the data ({', '.join(sorted(map(str, new)))}); "
+                    f"data-dependent sizes are not compiled",
+                    ", ".join(_describe(a.meta.get("val")) for a in node.args if isinstance(a, torch.fx.Node)),
+                    source_line(node))
+
+
+def _surely_contiguous(val: torch.Tensor) -> bool:
+    """Contiguity without guarding on data-dependent sizes (strided when it cannot be told)."""
+    from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+    try:
+        return bool(val.is_contiguous())
+    except GuardOnDataDependentSymNode:
+        return False
+
+
+def _describe(val) -> str:
+    if isinstance(val, torch.Tensor):
+        return TensorSpec.from_tensor(val).__str__()
+    return type(val).__name__
 
 
 def _dump_front_end(dump_dir: str, torch_module, linalg_module) -> None:

@@ -155,11 +155,9 @@ def sizes_of(value: ir.Value) -> list[Size]:
 
 
 def empty(sizes: Sequence[Size], dtype: torch.dtype) -> ir.Value:
-    dyn = ir.ShapedType.get_dynamic_size()
-    static = [s if isinstance(s, int) else dyn for s in sizes]
-    dynamic = [as_index(s) for s in sizes if not isinstance(s, int)]
-    return tensor.EmptyOp(static, element_type(dtype), dynamic_sizes=dynamic).result if dynamic \
-        else tensor.EmptyOp(static, element_type(dtype)).result
+    # The builder takes ints for static sizes and `index` values for dynamic ones.
+    mixed = [s if isinstance(s, int) else as_index(s) for s in sizes]
+    return tensor.EmptyOp(mixed, element_type(dtype)).result
 
 
 def full(sizes: Sequence[Size], value: Scalar, dtype: torch.dtype) -> ir.Value:

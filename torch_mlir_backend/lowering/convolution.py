@@ -187,7 +187,7 @@ def _forward_conv(x: ir.Value, w: ir.Value, bias: Optional[ir.Value], groups: in
     xs, ws = b.sizes_of(x), b.static_shape(w)
     f, cg, kernel = ws[0], ws[1], ws[2:]
     fg = f // groups
-    out_spatial = [(p - d * (k - 1) - 1) // s + 1 for p, k, s, d in zip(xs[2:], kernel, stride, dilation)]
+    out_spatial = [_conv_out_size(p, k, s, d) for p, k, s, d in zip(xs[2:], kernel, stride, dilation)]
     sizes = [xs[0], f] + out_spatial
     attrs = dict(strides=list(stride), dilations=list(dilation))
     if groups == 1:
@@ -203,7 +203,7 @@ def _forward_conv(x: ir.Value, w: ir.Value, bias: Optional[ir.Value], groups: in
         xt = ir.RankedTensorType(x.type)
         x_shape = b.static_shape(x)
         x5 = b.expand_shape(
-            x, ir.RankedTensorType.get([_DYN() if x_shape[0] is None else x_shape[0], groups, cg, *x_shape[2:]],
+            x, ir.RankedTensorType.get([_DYN() if d is None else d for d in [x_shape[0], groups, cg, *x_shape[2:]]],
                                        xt.element_type),
             [[0], [1, 2], [3], [4]], [xs[0], groups, cg, *xs[2:]])
         wt = ir.RankedTensorType(w.type)
@@ -213,6 +213,16 @@ def _forward_conv(x: ir.Value, w: ir.Value, bias: Optional[ir.Value], groups: in
     else:
         result = _grouped_conv_generic(x, w, init, groups, cg, fg, kernel, stride, dilation, in_dtype, acc)
     return b.collapse_shape(result, [[0], [1, 2]] + [[3 + i] for i in range(nd)])
+
+
+def _conv_out_size(size: b.Size, kernel: int, stride: int, dilation: int) -> b.Size:
+    """`(size - dilation * (kernel - 1) - 1) // stride + 1`, folded when `size` is static; a
+    dynamic (already padded) size is at least the dilated kernel, so the division is exact
+    floor division of a non-negative value."""
+    if isinstance(size, int):
+        return (size - dilation * (kernel - 1) - 1) // stride + 1
+    span = arith.SubIOp(b.as_index(size), b.index_constant(dilation * (kernel - 1) + 1)).result
+    return arith.AddIOp(arith.DivUIOp(span, b.index_constant(stride)).result, b.index_constant(1)).result
 
 
 @lowers(aten.convolution.default, dtypes=CONV_DTYPES)
@@ -229,7 +239,10 @@ def convolution(ctx, x, w, bias, stride, padding, dilation, transposed, output_p
     dilation = spatial_list(ctx, dilation, nd, "dilation")
     groups = ctx.static_int(groups, "groups")
     ctx.require(groups >= 1, "groups must be positive")
-    require_static(ctx, x, range(1, in_spec.rank), "input channels and spatial dimensions")
+    # Spatial dims may be dynamic for forward convolutions (their output size is computed at
+    # run time); channels always, and spatial dims of transposed ones, must be static.
+    require_static(ctx, x, range(1, in_spec.rank) if transposed else [1],
+                   "input channels and spatial dimensions" if transposed else "input channels")
     w_shape = require_static(ctx, w, range(w_spec.rank), "weight")
     kernel = w_shape[2:]
 

@@ -4,17 +4,20 @@ receive directly; tensors become builtin `tensor<...>` values.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 import torch
 
 from mlir import ir
-from mlir.dialects import arith, func as func_d
+from mlir.dialects import arith, func as func_d, tensor
 
 from ..errors import CompileError, TorchMlirBackendError, UnsupportedOpError
 from ..types import TensorSpec, format_specs
 from . import builders
 from .registry import LOWERINGS, LoweringContext, check_dtypes, user_source_line
+
+_LOC_NAME_RE = re.compile(r'loc\("([^"]+)"')
 
 # Ops the driver itself turns into Python values.
 # Ops with regions (`torch.prim.If`, `torch.prim.Loop`): op name -> fn(function_lowering, op),
@@ -63,23 +66,47 @@ def _constant_value(op: ir.Operation) -> Any:
 
 
 class FunctionLowering:
-    """Lowers one Torch-dialect `func.func` into a new builtin-typed `func.func`."""
+    """Lowers one Torch-dialect `func.func` into a new builtin-typed `func.func`.
 
-    def __init__(self, source: func_d.FuncOp):
+    `!torch.int` arguments (SymInts under dynamic shapes) do not cross the ABI as scalars: one
+    listed in `int_arg_dims` (argument -> (tensor argument, dim)) is dropped from the signature
+    and read back as `tensor.dim` of that tensor argument; any other becomes a `tensor<i64>`
+    argument (a 0-d int64 tensor at run time) read with `tensor.extract`.
+    """
+
+    def __init__(self, source: func_d.FuncOp, int_arg_dims: Optional[dict] = None,
+                 symbolic_shapes: Optional[dict] = None):
         self.source = source
+        self.int_arg_dims = dict(int_arg_dims or {})
+        # FX node name -> (operand sizes, result sizes), symbolic; found through op locations.
+        self.symbolic_shapes = symbolic_shapes or {}
         self.values: dict[ir.Value, Any] = {}
         self.state: dict = {}  # `LoweringContext.state`: shared by the rules of this function
 
     def lower_into(self, module: ir.Module) -> func_d.FuncOp:
         src_type = ir.FunctionType(ir.TypeAttr(self.source.attributes["function_type"]).value)
-        arg_types = [builtin_type(t) for t in src_type.inputs]
+        int_args = {i for i, t in enumerate(src_type.inputs) if str(t) == "!torch.int"}
+        i64 = ir.IntegerType.get_signless(64)
+        kept = [i for i in range(len(src_type.inputs)) if i not in self.int_arg_dims]
+        arg_types = [ir.RankedTensorType.get([], i64) if i in int_args else builtin_type(src_type.inputs[i])
+                     for i in kept]
         result_types = [builtin_type(t) for t in src_type.results]
         name = ir.StringAttr(self.source.attributes["sym_name"]).value
         with ir.InsertionPoint(module.body), self.source.location:
             fn = func_d.FuncOp(name, ir.FunctionType.get(arg_types, result_types))
             block = fn.add_entry_block()
-        for old, new in zip(self.source.regions[0].blocks[0].arguments, block.arguments):
-            self.values[old] = new
+        old_args = self.source.regions[0].blocks[0].arguments
+        new_of = dict(zip(kept, block.arguments))
+        with ir.InsertionPoint(block), self.source.location:
+            for i, old in enumerate(old_args):
+                if i in self.int_arg_dims:
+                    source, dim = self.int_arg_dims[i]
+                    size = tensor.DimOp(new_of[source], builders.index_constant(dim)).result
+                    self.values[old] = arith.IndexCastOp(i64, size).result
+                elif i in int_args:
+                    self.values[old] = tensor.ExtractOp(new_of[i], []).result
+                else:
+                    self.values[old] = new_of[i]
         with ir.InsertionPoint(block):
             for op in self.source.regions[0].blocks[0].operations:
                 op = op.operation
@@ -131,6 +158,9 @@ class FunctionLowering:
                                      format_specs(in_specs), user_source_line(location))
         ctx = LoweringContext(op.name, rule.target, in_specs,
                               [torch_type_spec(r.type) for r in op.results], location, self.state)
+        if self.symbolic_shapes:
+            found = _LOC_NAME_RE.match(str(location))
+            ctx.symbolic_in, ctx.symbolic_out = self.symbolic_shapes.get(found.group(1) if found else "", (None, None))
         check_dtypes(ctx, rule)
         args = [self.values[v] for v in op.operands]
         if not rule.wrapped_scalars:
@@ -202,14 +232,22 @@ def _overload_name(op_name: str) -> str:
     return ".".join(parts[1:]) if len(parts) > 3 else ".".join(parts[1:]) + ".default"
 
 
-def lower_to_linalg(torch_module: ir.Module) -> ir.Module:
-    """A new module holding the linalg-on-tensors form of every function of `torch_module`."""
+def lower_to_linalg(torch_module: ir.Module, int_arg_dims: Optional[dict] = None,
+                    symbolic_shapes: Optional[dict] = None) -> ir.Module:
+    """A new module holding the linalg-on-tensors form of every function of `torch_module`.
+
+    For `@main`: `int_arg_dims` maps a `!torch.int` argument index to the (tensor argument
+    index, dim) whose size it equals (see `FunctionLowering`); `symbolic_shapes` maps FX node
+    names (the ops' location names) to their operands' and results' symbolic sizes, which rules
+    see as `ctx.symbolic_in/out`."""
     ctx = torch_module.context
     with ctx, ir.Location.unknown():
         out = ir.Module.create()
         for op in torch_module.body.operations:
             if op.operation.name == "func.func":
-                FunctionLowering(op).lower_into(out)
+                is_main = ir.StringAttr(op.attributes["sym_name"]).value == "main"
+                FunctionLowering(op, int_arg_dims if is_main else None,
+                                 symbolic_shapes if is_main else None).lower_into(out)
         try:
             out.operation.verify()
         except ir.MLIRError as e:

@@ -84,6 +84,21 @@ class LoweringContext:
     location: ir.Location
     # Emitters may stash per-function state here (e.g. cached index constants).
     state: dict = field(default_factory=dict)
+    # Under dynamic shapes: the FX node's symbolic sizes (sympy expressions or ints) per tensor
+    # operand (None for others) and per result, so a rule can tell two `?` dims apart or equal.
+    symbolic_in: Optional[list] = None
+    symbolic_out: Optional[list] = None
+
+    def same_size(self, operand: int, dim: int, result: int, result_dim: int) -> bool:
+        """Whether operand dim and result dim are provably the same size (same symbol)."""
+        if self.symbolic_in is None or self.symbolic_out is None:
+            return False
+        try:
+            a = self.symbolic_in[operand][dim]
+            b_ = self.symbolic_out[result][result_dim]
+        except (IndexError, TypeError):
+            return False
+        return a is not None and b_ is not None and a == b_
 
     @property
     def out_spec(self) -> TensorSpec:

@@ -182,9 +182,24 @@ def reshape(ctx: LoweringContext, value: ir.Value, sizes: Sequence) -> ir.Value:
             return collapsed
         return b.expand_shape(collapsed, _tensor_type(out, elem), [d for _, d in blocks], list(out))
     # Dynamic: flatten and expand to the requested sizes (-1 inferred at run time).
+    if all(d is not None for d in out):
+        # A static result fixes the element count: flatten, cast to it, expand statically.
+        numel = 1
+        for d in out:
+            numel *= d
+        flat = tensor.CastOp(_tensor_type([numel], elem), b.collapse_shape(value, [list(range(len(src)))])).result
+        return b.expand_shape(flat, _tensor_type(out, elem), [list(range(len(out)))], list(out))
+    if all(d is not None for d in src):
+        value = tensor.CastOp(_tensor_type([None] * len(src), elem), value).result
+    new_sizes = _view_sizes(ctx, value, sizes)
+    if sum(d is None for d in out) > 1:
+        # An expand_shape group may hold one dynamic size only: reshape by a shape tensor
+        # (a view of the same buffer once bufferized, for row-major sources).
+        shape = tensor.FromElementsOp(ir.RankedTensorType.get([len(out)], b.index_type()),
+                                      [b.as_index(v) for v in new_sizes]).result
+        return tensor.ReshapeOp(_tensor_type(out, elem), value, shape).result
     flat = b.collapse_shape(value, [list(range(len(src)))])
-    return b.expand_shape(flat, _tensor_type(out, elem), [list(range(len(out)))],
-                          _view_sizes(ctx, value, sizes))
+    return b.expand_shape(flat, _tensor_type(out, elem), [list(range(len(out)))], new_sizes)
 
 
 def _view_sizes(ctx: LoweringContext, value: ir.Value, sizes: Sequence) -> list[b.Size]:
@@ -256,6 +271,13 @@ def _expand(ctx, x, size, implicit=False):
         o = out_shape[j + offset]
         if d == 1 and o != 1:
             dropped.append(j)
+        elif d is None and o == 1:
+            pass  # expand never shrinks: the input's size is 1 as well
+        elif d is None and not ctx.same_size(0, j, 0, j + offset) and \
+                (o is not None or not (isinstance(size[j + offset], int) and size[j + offset] == -1)):
+            # From a dynamic size: a broadcast only if the input's size is 1 at run time.
+            x = _expand_if_one(x, j, out_sizes[j + offset])
+            in_sizes = b.sizes_of(x)
         else:
             ctx.require(d is not None or o is None,
                         f"cannot tell whether dynamic dim {j} is broadcast to {o}")
@@ -265,6 +287,28 @@ def _expand(ctx, x, size, implicit=False):
     added = list(range(offset)) + [j + offset for j in dropped]
     init = b.empty(out_sizes, ctx.out_spec.dtype)
     return linalg.broadcast(squeezed, outs=[init], dimensions=sorted(added)).results[0]
+
+
+def _expand_if_one(x: ir.Value, dim: int, size: b.Size) -> ir.Value:
+    """`x` with dynamic dimension `dim` expanded to `size`: read at index 0 along `dim` when the
+    input's size is 1 at run time (a broadcast), at the output's index otherwise (then the sizes
+    agree, or PyTorch would have rejected the expand while tracing). A copy, but no control flow
+    (`scf.if` on tensors would make deallocation track ownership in i1 buffers)."""
+    sizes = b.sizes_of(x)
+    rank = len(sizes)
+    is_one = arith.CmpIOp(ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 0),
+                          b.as_index(sizes[dim]), b.index_constant(1)).result
+    out_sizes = [size if i == dim else s for i, s in enumerate(sizes)]
+    init = tensor.EmptyOp([s if isinstance(s, int) else b.as_index(s) for s in out_sizes], _elem(x)).result
+
+    def body(_out):
+        index = [linalg.IndexOp(ir.IntegerAttr.get(ir.IntegerType.get_signless(64), i)).result
+                 for i in range(rank)]
+        index[dim] = arith.SelectOp(is_one, b.index_constant(0), index[dim]).result
+        return tensor.ExtractOp(x, index).result
+
+    spread = b.generic([], [init], [b.identity_map(rank)], ["parallel"] * rank, body)
+    return spread if spread.type == x.type else tensor.CastOp(x.type, spread).result
 
 
 # ----- slices -----------------------------------------------------------------------------------
