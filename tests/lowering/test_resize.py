@@ -43,3 +43,13 @@ def test_upsample_modules():
     a = make_input((1, 3, 4, 4), torch.float32)
     nearest, bilinear = torch.nn.Upsample(scale_factor=2), torch.nn.UpsamplingBilinear2d(scale_factor=2)
     check(lambda a: (nearest(a), bilinear(a)), a, atol=1e-5, rtol=1e-5)
+
+
+def test_core_aten_upsample_overloads():
+    # The Core ATen overloads themselves (what exported programs hold), through the same decompositions.
+    aten = torch.ops.aten
+    a = make_input((1, 2, 4, 5), torch.float32)
+    check(lambda a: (aten.upsample_nearest2d.vec(a, None, [2.0, 1.5]), aten.upsample_nearest2d.vec(a, [7, 9], None),
+                     aten.upsample_bilinear2d.vec(a, None, False, [2.0, 1.5]), aten.upsample_bilinear2d.vec(a, [7, 9], True, None),
+                     aten.upsample_nearest2d.default(a, [7, 9]), aten.upsample_bilinear2d.default(a, [3, 4], False)),
+          a, atol=1e-5, rtol=1e-5)

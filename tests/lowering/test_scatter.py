@@ -7,7 +7,8 @@ import torch
 from helpers import check, make_input
 from torch_mlir_backend.types import SUPPORTED_DTYPES
 
-COVERED = ["aten.scatter.src", "aten.scatter.value", "aten.scatter_reduce.two", "aten.masked_scatter.default"]
+COVERED = ["aten.scatter.src", "aten.scatter.value", "aten.scatter_reduce.two", "aten.masked_scatter.default",
+           "aten.slice_scatter.default"]
 
 DTYPES = [pytest.param(d, id=str(d).replace("torch.", "")) for d in SUPPORTED_DTYPES]
 REDUCE_DTYPES = [d for d in DTYPES if d.values[0] != torch.bool]
@@ -112,3 +113,28 @@ def test_index_put_and_index_add(dtype):
                 c.index_put((r,), v[0, :4], accumulate=True), a.index_add(0, r, v), c.index_add(0, r[:2], c[:2]))
 
     check(fn, a, c, v, unique, repeated, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int8, torch.bool], ids=lambda d: str(d).replace("torch.", ""))
+def test_slice_scatter(dtype):
+    x, c = make_input((2, 3, 5), dtype, seed=1), make_input((4, 6), dtype, seed=2)
+    s, r = make_input((2, 3, 2), dtype, seed=3), make_input((1, 3, 5), dtype, seed=4)
+    aten = torch.ops.aten
+
+    def fn(x, c, s, r):
+        return (aten.slice_scatter.default(x, s, 2, 1, 4, 2), aten.slice_scatter.default(x, r, 0, -1),
+                aten.slice_scatter.default(x, x[:, :0], 1, 3, 3),  # an empty slice: a copy of x
+                aten.slice_scatter.default(c, c[:2], 0, 2), aten.slice_scatter.default(c, c[:, ::3], 1, None, None, 3))
+
+    check(fn, x, c, s, r, **EXACT)
+
+
+def test_slice_assignment():
+    # `y[a:b] = v` on a clone is functionalized into slice_scatter.
+    def fn(x):
+        y = x.clone()
+        y[:, 1:3] = x[:, :2] * 2
+        y[0, :, ::2] += 1
+        return y
+
+    check(fn, make_input((2, 3, 5), torch.float32), **EXACT)

@@ -1,6 +1,7 @@
 """Writes to positions held in integer tensors: scatter (src / value) and scatter_reduce
 (sum / prod / mean / amax / amin, with or without the destination's own value); and
-masked_scatter, which writes the source's elements in order to the positions a mask selects. `scatter_add`
+masked_scatter, which writes the source's elements in order to the positions a mask selects;
+slice_scatter, a strided `tensor.insert_slice`. `scatter_add`
 and `index_put` (which index_add and `x[i] = v` reach us as) are lowered in backward.py, as
 sequential read-modify-write loops.
 
@@ -23,11 +24,11 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from mlir import ir
-from mlir.dialects import arith, linalg, tensor
+from mlir.dialects import arith, bufferization, linalg, tensor
 
 from . import builders as b
 from .registry import LoweringContext, lowers
-from .shape import _norm_dim, bool_as_bytes
+from .shape import _mixed, _norm_dim, _slice_bounds, bool_as_bytes
 from ..types import FLOAT_DTYPES, INT_DTYPES
 
 aten = torch.ops.aten
@@ -242,3 +243,32 @@ def masked_scatter(ctx, x, mask, source):
     if rank == 0:
         return b.collapse_shape(result, [])
     return b.expand_shape(result, b.tensor_type(ctx.out_spec), flat, list(shape))
+
+
+@lowers(aten.slice_scatter.default)
+@bool_as_bytes
+def slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
+    """x with x[..., start:end:step, ...] (along `dim`) replaced by src."""
+    shape = list(ctx.in_specs[0].shape)
+    rank = len(shape)
+    dim = _norm_dim(ctx, dim, rank)
+    step = ctx.static_int(step, "step")
+    ctx.require(step > 0, f"slice step must be positive, got {step}")
+    ctx.require(shape[dim] is not None, f"slice_scatter along dynamic dim {dim} is not supported")
+    start = None if start is None else ctx.static_int(start, "start")
+    end = None if end is None else ctx.static_int(end, "end")
+    offset, length = _slice_bounds(shape[dim], start, end, step)
+    ctx.require(ctx.in_specs[1].shape[dim] in (length, None), f"src has {ctx.in_specs[1].shape[dim]} elements "
+                f"along dim {dim}, the slice {length}")
+    # The destination is a fresh copy of x (`alloc_tensor`, which CSE never merges: a copy shared
+    # with another use and then written in place is mis-bufferized today, see the op-coverage
+    # report).
+    dyn = [b.as_index(d) for d in b.sizes_of(x) if not isinstance(d, int)]
+    dest = bufferization.AllocTensorOp(x.type, dyn, copy=x).result
+    if length == 0:
+        return dest
+    offsets, sizes, strides = [0] * rank, b.sizes_of(src), [1] * rank
+    offsets[dim], strides[dim] = offset, step
+    off_dyn, off_static = _mixed(offsets)
+    size_dyn, size_static = _mixed(sizes)
+    return tensor.InsertSliceOp(src, dest, off_dyn, size_dyn, [], off_static, size_static, strides).result
