@@ -2,8 +2,8 @@
 
     python examples/resnet18.py [--size 224] [--runs 10] [--road dynamo|export|torchscript]
 
-Builds ResNet-18 (the torchvision layout, written in benchmarks/resnet18.py because torchvision
-is not installed) with random weights, or loads a torchvision-compatible state dict if one is
+Builds ResNet-18 (the torchvision layout, written in torch_mlir_backend/e2e/cases/models_vision.py
+because torchvision is not installed) with random weights, or loads a torchvision-compatible state dict if one is
 present (`--weights`, `$RESNET18_WEIGHTS` or `examples/resnet18.pth`). The image is a smooth
 synthetic pattern normalized with ImageNet's mean and std. Compiles through one of the roads
 into the Torch dialect (`torch.compile(backend="torch_mlir")` by default), then reports
@@ -13,7 +13,6 @@ the median latency of each.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -22,19 +21,19 @@ import time
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 
 
-def load_architecture():
-    spec = importlib.util.spec_from_file_location("resnet18_arch", os.path.join(REPO, "benchmarks", "resnet18.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def resnet18_architecture() -> torch.nn.Module:
+    """ResNet-18 as torchvision defines it (written in the e2e vision cases), random weights."""
+    from torch_mlir_backend.e2e.cases.models_vision import ResNet18
+
+    torch.manual_seed(0)
+    return ResNet18()
 
 
 def build_model(weights: str | None = None) -> tuple[torch.nn.Module, str]:
     """(ResNet-18 in eval mode, where its weights came from)."""
-    model = load_architecture().resnet18()
+    model = resnet18_architecture()
     weights = weights or os.environ.get("RESNET18_WEIGHTS") or os.path.join(HERE, "resnet18.pth")
     if os.path.isfile(weights):
         model.load_state_dict(torch.load(weights, map_location="cpu"))

@@ -1,5 +1,4 @@
 """Models shared by the road tests (kept tiny: every test compiles)."""
-import importlib.util
 import os
 
 import torch
@@ -19,11 +18,18 @@ class MLP(torch.nn.Module):
 
 
 def resnet18(num_classes: int = 10) -> torch.nn.Module:
-    """ResNet-18 (torchvision layout) from benchmarks/resnet18.py, random weights, eval mode."""
-    spec = importlib.util.spec_from_file_location("resnet18_arch", os.path.join(REPO, "benchmarks", "resnet18.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.resnet18(num_classes)
+    """ResNet-18 (torchvision layout, from the e2e vision cases), random weights and non-trivial
+    batch-norm statistics, eval mode."""
+    from torch_mlir_backend.e2e.cases.models_vision import ResNet18
+
+    torch.manual_seed(0)
+    model = ResNet18(num_classes)
+    gen = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) * 0.2 - 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) * 0.5 + 0.75)
+    return model.eval()
 
 
 def torch_mlir_verifies(text: str) -> str:

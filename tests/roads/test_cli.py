@@ -50,8 +50,14 @@ def test_installed_script_runs():
     script = os.path.join(os.path.dirname(sys.executable), "torch-mlir-backend")
     if not os.path.exists(script):
         pytest.skip("the package is not installed with its [project.scripts] entry (pip install -e .)")
-    out = subprocess.run([script, "opt", "--list-stages"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and "torch-to-linalg" in out.stdout and "bufferize" in out.stdout
+    out = subprocess.run([script, "run", "--help"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.startswith("usage: torch-mlir-backend run")
+
+
+def test_list_stages(capsys):
+    assert main(["opt", "--list-stages"]) == 0
+    stages = capsys.readouterr().out.split()
+    assert stages[0] == "torch-to-linalg" and "bufferize" in stages and "to-llvm" in stages
 
 
 def test_import_pt_and_function(workdir, capsys):

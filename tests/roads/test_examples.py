@@ -23,8 +23,7 @@ def test_resnet18_example_matches_eager(capsys):
     assert example.main(["--size", "32", "--runs", "2"]) == 0  # exit status 0 = same top-5
     out = capsys.readouterr().out
     assert "(same)" in out and "median latency" in out
-    r = example.run(size=32, runs=1, road="export")  # the torch.export road serves it too
-    assert r["top5_match"] and r["max_abs_error"] < 1e-4, r
+    assert float(out.split("max |logit difference|: ")[1].split()[0]) < 1e-4
 
 
 def test_notebook_executes_headless(monkeypatch):
