@@ -6,7 +6,7 @@ Each overload gets one status:
 - `decomposed`: our decomposition table (`decompositions.decomposition_table()`) has an entry, and
   tracing that entry (`make_fx` with the table, as AOTAutograd does) on a real call of the op
   produces only ops with rules. The real call's arguments are captured from PyTorch's OpInfo
-  samples (forward, and backward for backward ops) under a dispatch mode;
+  samples (forward, and backward for backward ops) under a dispatch mode, or from `EXAMPLE_CALLS`;
 - `decomposed-unverified`: in the table, but no OpInfo sample calls the op, so we could not trace it;
 - `decomposed-incomplete`: traced, but the decomposition produces ops without rules (named);
 - `functionalized`: an `out=` overload; Dynamo/AOTAutograd functionalize it to the functional
@@ -111,6 +111,19 @@ def capture_example_calls(wanted, max_ops: Optional[int] = None) -> dict:
     return mode.calls
 
 
+# Example calls for decomposed overloads the first OpInfo samples do not reach (an OpInfo's first
+# sample is often the 1-d case, or the op's other overload).
+EXAMPLE_CALLS = {
+    "aten.reflection_pad2d.default": lambda: ((torch.rand(1, 2, 4, 5), [1, 2, 2, 1]), {}),
+    "aten.reflection_pad3d.default": lambda: ((torch.rand(1, 1, 3, 4, 5), [1, 1, 1, 2, 2, 1]), {}),
+    "aten.replication_pad3d.default": lambda: ((torch.rand(1, 1, 3, 4, 5), [1, 1, 1, 2, 2, 1]), {}),
+    "aten.avg_pool1d.default": lambda: ((torch.rand(2, 3, 9), [3], [2], [1]), {}),
+    "aten.adaptive_avg_pool1d.default": lambda: ((torch.rand(2, 3, 7), [3]), {}),
+    "aten.native_dropout.default": lambda: ((torch.rand(4, 5), 0.5, True), {}),
+    "aten.var.dim": lambda: ((torch.rand(3, 4), [1], True, False), {}),
+}
+
+
 def decomposition_uses(overload, args, kwargs, table) -> set:
     """ATen overloads left after tracing `overload(*args, **kwargs)` with the decomposition table."""
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -158,6 +171,9 @@ def coverage(max_ops: Optional[int] = None) -> list[Coverage]:
         else:
             result[ov] = Coverage(ov, "missing")
     calls = capture_example_calls(to_trace, max_ops) if to_trace else {}
+    for ov in to_trace:
+        if ov not in calls and str(ov) in EXAMPLE_CALLS:
+            calls[ov] = EXAMPLE_CALLS[str(ov)]()
     for ov in to_trace:
         if ov not in calls:
             result[ov] = Coverage(ov, "decomposed-unverified", "no OpInfo sample calls it")
