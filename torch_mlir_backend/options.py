@@ -17,6 +17,9 @@ class CompileOptions:
     opt_level: int = field(default_factory=lambda: int(os.environ.get(ENV_OPT_LEVEL, "3")))
     # Print per-stage compile times to stderr.
     verbose: bool = False
+    # Time every call of each compiled graph and keep its per-stage compile times; the report
+    # (torch_mlir_backend.profiling.report()) is printed to stderr at exit.
+    profile: bool = False
     # Raise UnsupportedOpError for an op that cannot be lowered instead of running it eagerly.
     strict: bool = False
 
