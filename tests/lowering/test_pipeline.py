@@ -127,3 +127,53 @@ def test_python_stage_error_names_stage():
         Pipeline([Stage("breaker", breaks_ir)]).run(parse())
     assert info.value.stage == "breaker"
     assert "entry block" in info.value.diagnostics or "argument" in info.value.diagnostics
+
+
+SHARED_INIT_TWO_LOOPS = """
+#map = affine_map<(d0) -> (d0)>
+func.func @main(%a: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %one = arith.constant 1.0 : f32
+  %two = arith.constant 2.0 : f32
+  %e = tensor.empty() : tensor<4xf32>
+  %init = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel"]}
+      ins(%a : tensor<4xf32>) outs(%e : tensor<4xf32>) {
+    ^bb0(%x: f32, %o: f32):
+      linalg.yield %x : f32
+  } -> tensor<4xf32>
+  %r1 = scf.for %i = %c0 to %c3 step %c1 iter_args(%t = %init) -> (tensor<4xf32>) {
+    %u = linalg.generic {indexing_maps = [#map], iterator_types = ["parallel"]} outs(%t : tensor<4xf32>) {
+      ^bb0(%o: f32):
+        %y = arith.addf %o, %one : f32
+        linalg.yield %y : f32
+    } -> tensor<4xf32>
+    scf.yield %u : tensor<4xf32>
+  }
+  %r2 = scf.for %i = %c0 to %c3 step %c1 iter_args(%t = %init) -> (tensor<4xf32>) {
+    %u = linalg.generic {indexing_maps = [#map], iterator_types = ["parallel"]} outs(%t : tensor<4xf32>) {
+      ^bb0(%o: f32):
+        %y = arith.mulf %o, %two : f32
+        linalg.yield %y : f32
+    } -> tensor<4xf32>
+    scf.yield %u : tensor<4xf32>
+  }
+  return %r1, %r2 : tensor<4xf32>, tensor<4xf32>
+}
+"""
+
+
+def test_a_tensor_updated_in_place_by_two_loops_feeds_each_output_its_own_value():
+    # Regression: upstream eliminate-empty-tensors rooted %init in the first output buffer, so the
+    # second loop started from the first loop's result.
+    import torch
+    from torch_mlir_backend.runtime import build_compiled_graph
+    from torch_mlir_backend.types import TensorSpec
+
+    spec = TensorSpec((4,), torch.float32)
+    graph = build_compiled_graph(SHARED_INIT_TWO_LOOPS, [spec], [spec, spec])
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    r1, r2 = graph(a)
+    assert torch.equal(r1, a + 3)
+    assert torch.equal(r2, a * 8)

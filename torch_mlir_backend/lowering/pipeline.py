@@ -28,6 +28,7 @@ from mlir import ir, passmanager
 from mlir.dialects import arith, bufferization, func
 
 from torch_mlir_backend.errors import CompileError
+from torch_mlir_backend.lowering import codegen
 from torch_mlir_backend.options import ENV_DUMP_DIR
 
 ENTRY_FUNCTION = "main"
@@ -348,7 +349,7 @@ FUSE_ELEMENTWISE = (
 )
 
 # Outputs are function arguments already (memrefs), so the function boundary needs no type
-# conversion. `eliminate-empty-tensors` makes the op producing a result write straight into the
+# conversion. `write_results_in_place` makes the op producing a result write straight into the
 # output memref.
 def unshare_destinations(module: ir.Module) -> None:
     """Give every user of a `tensor.empty` / `linalg.fill` destination its own copy.
@@ -377,8 +378,48 @@ def unshare_destinations(module: ir.Module) -> None:
     split("tensor.empty")
 
 
+def write_results_in_place(module: ir.Module) -> None:
+    """Root a result's destination chain in its output memref, where that is provably safe.
+
+    Upstream `eliminate-empty-tensors` also roots a `tensor.empty` whose value reaches several
+    outputs, or is updated in place by loops that also feed other results; with the
+    `restrict` output buffers one-shot bufferization then lets one result overwrite another (a
+    wrong answer). Here a `materialize_in_destination %v in %out` gets `%out` as the storage of
+    the `tensor.empty` at the root of `%v`'s chain of linalg destinations only when every value
+    on that chain has a single use; anything else keeps a copy into the output."""
+    candidates = []
+
+    def collect(op):
+        if op.name == "bufferization.materialize_in_destination":
+            candidates.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for mat in candidates:
+        value, dest = mat.operands[0], mat.operands[1]
+        if not isinstance(dest.type, ir.MemRefType):
+            continue
+        while True:
+            if len(list(value.uses)) != 1 or not isinstance(value, ir.OpResult):
+                break
+            producer = value.owner.operation
+            if producer.name == "tensor.empty":
+                if value.type != ir.RankedTensorType.get(dest.type.shape, dest.type.element_type):
+                    break
+                with producer.location, ir.InsertionPoint(producer):
+                    storage = bufferization.ToTensorOp(value.type, dest, restrict=True, writable=True)
+                value.replace_all_uses_with(storage.result)
+                producer.erase()
+                break
+            if not producer.name.startswith("linalg.") or not producer.regions:
+                break
+            results = list(producer.results)
+            index = next(i for i, r in enumerate(results) if r == value)
+            operands = list(producer.operands)
+            value = operands[len(operands) - len(results) + index]  # the tied destination
+
+
 BUFFERIZE = (
-    "eliminate-empty-tensors,"
     # allow-return-allocs-from-loops: scf.while / scf.for from TorchScript loops (control_flow.py)
     # carry tensors whose new value is a fresh buffer each iteration.
     "one-shot-bufferize{bufferize-function-boundaries=true allow-return-allocs-from-loops=true "
@@ -733,6 +774,8 @@ TO_LLVM = (
     "convert-cf-to-llvm,"
     "convert-func-to-llvm,"
     "convert-ub-to-llvm,"
+    # omp.* regions (multi-threaded loops) carry LLVM-typed bodies only after this
+    "convert-openmp-to-llvm,"
     "reconcile-unrealized-casts,"
     "canonicalize,cse"
 )
@@ -757,8 +800,24 @@ def check_llvm_legal(module: ir.Module) -> None:
         )
 
 
-def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None) -> Pipeline:
-    """linalg-on-tensors `@main` -> LLVM dialect with a destination-passing `@main`."""
+def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads: Optional[int] = None,
+                     blas: bool = True, fast: Optional[bool] = None) -> Pipeline:
+    """linalg-on-tensors `@main` -> LLVM dialect with a destination-passing `@main`.
+
+    `fast` (default: $TORCH_MLIR_BACKEND_CODEGEN == "fast") selects the code generation of
+    lowering/codegen.py: BLAS contractions, vectorizable reductions and exp/erf, OpenMP loops;
+    otherwise plain loops. With it, `threads` (default `torch.get_num_threads()`) is the OpenMP
+    team size (1: no OpenMP) and `blas=False` keeps every contraction on generated loops."""
+    if fast is None:
+        fast = os.environ.get(codegen.ENV_CODEGEN, "loops") == "fast"
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    if not fast:
+        codegen_stages = [Stage("generate-loops", codegen.SEQUENTIAL_LOOPS, "linalg -> scf loops")]
+    else:
+        codegen_stages = _fast_codegen_stages(threads, blas)
     return Pipeline(
         [
             Stage("destination-passing-abi", make_destination_passing_abi(arg_layouts),
@@ -767,15 +826,39 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None) -> Pipel
             Stage("widen-bool-tensors", widen_bool_tensors,
                   "bool tensors stored as i8 (i1 buffers would crash LLVM lowering)"),
             Stage("unshare-destinations", unshare_destinations, "one accumulator per op before in-place bufferization"),
+            Stage("write-results-in-place", write_results_in_place, "results computed in their output buffers where safe"),
             Stage("bufferize", BUFFERIZE, "tensors -> memrefs; results written in place into outputs"),
             Stage("check-no-i1-buffers", check_no_i1_buffers, "bool temporaries would crash LLVM lowering"),
             Stage("deallocate", DEALLOCATE, "free temporary buffers"),
             Stage("strided-copies-to-linalg", strided_copies_to_linalg,
                   "memref.copy on strided memrefs -> linalg.copy (no runtime library call)"),
-            Stage("generate-loops", GENERATE_LOOPS, "linalg -> scf loops (replace to tile/vectorize)"),
+            *codegen_stages,
             Stage("lower-math", LOWER_MATH, "math ops -> LLVM intrinsics / libm calls"),
             Stage("to-llvm", TO_LLVM, "everything -> LLVM dialect"),
             Stage("check-llvm-legal", check_llvm_legal, "fail early if an op was not lowered"),
         ],
         name="linalg-to-llvm",
     )
+
+
+def _fast_codegen_stages(threads: int, blas: bool) -> list:
+    codegen_stages = [
+        Stage("reassociate-reductions", codegen.reassociate_reductions,
+              "float reductions may be reordered (vectorizable), as eager's kernels do"),
+    ]
+    if blas:
+        codegen_stages.append(Stage("contractions-to-blas", codegen.contractions_to_blas,
+                                    "f32 matmul/batch_matmul on contiguous buffers -> torch's sgemm_"))
+    codegen_stages += [
+        Stage("noalias-arguments", codegen.mark_noalias_arguments, "@main's buffers never overlap a written one"),
+        Stage("approximate-exp-erf", codegen.approximate_exp_erf, "f32 exp/erf as vectorizable polynomials"),
+        Stage("generate-loops", codegen.generate_loops_text(threads),
+              "linalg -> scf loops (parallel dims as scf.parallel when threads > 1)"),
+    ]
+    if threads > 1:
+        codegen_stages += [
+            Stage("serialize-small-parallel-loops", codegen.serialize_small_parallel_loops,
+                  "keep scf.parallel for outermost loops with enough work"),
+            Stage("openmp", codegen.openmp_text(threads), f"scf.parallel -> OpenMP ({threads} threads)"),
+        ]
+    return codegen_stages
