@@ -324,16 +324,19 @@ def dense_elements_attr(tensor: torch.Tensor) -> ir.DenseElementsAttr:
     """A `dense<...> : tensor<...xT>` attribute holding a copy of a constant tensor's values."""
     from ..types import builtin_dtype
 
-    t = tensor.detach().contiguous().cpu()
-    shaped = ir.RankedTensorType.get(list(t.shape), ir.Type.parse(builtin_dtype(t.dtype)))
-    if t.dtype == torch.bool:
-        # MLIR takes i1 data bit-packed, little-endian within each byte.
-        packed = np.packbits(t.numpy().reshape(-1), bitorder="little")
-        return ir.DenseElementsAttr.get(packed, type=shaped.element_type, shape=list(t.shape))
-    if t.dtype == torch.bfloat16:
-        array = t.view(torch.int16).numpy()
-    else:
-        array = t.numpy()
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+    # AOTAutograd may still have its FakeTensorMode active: read the real constant outside it.
+    with unset_fake_temporarily():
+        t = tensor.detach().contiguous().cpu()
+        shaped = ir.RankedTensorType.get(list(t.shape), ir.Type.parse(builtin_dtype(t.dtype)))
+        if t.dtype == torch.bool:
+            # MLIR takes i1 data bit-packed, little-endian within each byte.
+            array = np.packbits(t.numpy().reshape(-1), bitorder="little")
+        elif t.dtype == torch.bfloat16:
+            array = t.view(torch.int16).numpy()
+        else:
+            array = t.numpy()
     return ir.DenseElementsAttr.get(array, type=shaped.element_type, shape=list(t.shape))
 
 
