@@ -774,11 +774,11 @@ TO_LLVM = (
     "convert-cf-to-llvm,"
     "convert-func-to-llvm,"
     "convert-ub-to-llvm,"
-    # omp.* regions (multi-threaded loops) carry LLVM-typed bodies only after this
-    "convert-openmp-to-llvm,"
     "reconcile-unrealized-casts,"
     "canonicalize,cse"
 )
+# omp.* regions (multi-threaded loops) carry LLVM-typed operands only after convert-openmp-to-llvm
+TO_LLVM_WITH_OPENMP = TO_LLVM.replace("reconcile-unrealized-casts,", "convert-openmp-to-llvm,reconcile-unrealized-casts,")
 
 
 def check_llvm_legal(module: ir.Module) -> None:
@@ -815,7 +815,7 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
 
         threads = torch.get_num_threads()
     if not fast:
-        codegen_stages = [Stage("generate-loops", codegen.SEQUENTIAL_LOOPS, "linalg -> scf loops")]
+        codegen_stages = [Stage("generate-loops", GENERATE_LOOPS, "linalg -> scf loops (fast=True: lowering/codegen.py)")]
     else:
         codegen_stages = _fast_codegen_stages(threads, blas)
     return Pipeline(
@@ -834,7 +834,7 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
                   "memref.copy on strided memrefs -> linalg.copy (no runtime library call)"),
             *codegen_stages,
             Stage("lower-math", LOWER_MATH, "math ops -> LLVM intrinsics / libm calls"),
-            Stage("to-llvm", TO_LLVM, "everything -> LLVM dialect"),
+            Stage("to-llvm", TO_LLVM_WITH_OPENMP if fast and threads > 1 else TO_LLVM, "everything -> LLVM dialect"),
             Stage("check-llvm-legal", check_llvm_legal, "fail early if an op was not lowered"),
         ],
         name="linalg-to-llvm",

@@ -28,6 +28,7 @@ from torch_mlir_backend.lowering.pipeline import (
     find_entry,
     mlir_error_text,
 )
+from torch_mlir_backend.lowering.codegen import blas_library, uses_blas
 from torch_mlir_backend.options import CompileOptions
 from torch_mlir_backend.types import TensorSpec, format_specs
 from torch_mlir_backend.runtime.memref import CallFrame, contiguous_strides, plan_slots
@@ -263,6 +264,8 @@ def compile_owned_module(
         raise CompileError("the lowered module does not verify", mlir_error_text(e), stage="verify") from None
 
     shared_libs = [OPENMP_LIBRARY] if _uses_openmp(module) else []
+    if uses_blas(module):  # contractions call torch's own BLAS (lowering/codegen.py)
+        shared_libs.append(blas_library())
     start = time.perf_counter()
     try:
         engine = ExecutionEngine(module, opt_level=options.opt_level, shared_libs=shared_libs)

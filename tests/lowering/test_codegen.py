@@ -1,0 +1,162 @@
+"""Code-generation stages (lowering/codegen.py): the BLAS contraction path and the generated
+loops it replaces give eager's answers; OpenMP loops appear only with several threads and enough
+work; exp/erf polynomials match eager over their whole range."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import check, make_input
+from torch_mlir_backend.lowering import codegen
+from torch_mlir_backend.lowering.pipeline import default_pipeline
+from torch_mlir_backend.runtime import build_compiled_graph
+from torch_mlir_backend.types import TensorSpec
+
+F32 = torch.float32
+
+
+@pytest.fixture(autouse=True)
+def fast_codegen(monkeypatch):
+    """torch.compile'd tests here use the codegen stages (the default pipeline is plain loops)."""
+    monkeypatch.setenv(codegen.ENV_CODEGEN, "fast")
+
+
+def _matmul_module(m, k, n, transposed_rhs=False):
+    rhs = f"tensor<{n}x{k}xf32>" if transposed_rhs else f"tensor<{k}x{n}xf32>"
+    body = ""
+    b = "%b"
+    if transposed_rhs:
+        body = (f"  %bt_init = tensor.empty() : tensor<{k}x{n}xf32>\n"
+                f"  %bt = linalg.transpose ins(%b : {rhs}) outs(%bt_init : tensor<{k}x{n}xf32>) permutation = [1, 0]\n")
+        b = "%bt"
+    return f"""
+func.func @main(%a: tensor<{m}x{k}xf32>, %b: {rhs}) -> tensor<{m}x{n}xf32> {{
+{body}  %zero = arith.constant 0.0 : f32
+  %init = tensor.empty() : tensor<{m}x{n}xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%init : tensor<{m}x{n}xf32>) -> tensor<{m}x{n}xf32>
+  %c = linalg.matmul ins(%a, {b} : tensor<{m}x{k}xf32>, tensor<{k}x{n}xf32>) outs(%acc : tensor<{m}x{n}xf32>) -> tensor<{m}x{n}xf32>
+  return %c : tensor<{m}x{n}xf32>
+}}
+"""
+
+
+@pytest.mark.parametrize("blas", [True, False], ids=["blas", "generated"])
+@pytest.mark.parametrize("transposed_rhs", [False, True], ids=["rhs", "rhs_transposed"])
+@pytest.mark.parametrize("m,k,n", [(5, 7, 3), (64, 48, 33)])
+def test_matmul_blas_and_generated_paths_match_eager(blas, transposed_rhs, m, k, n):
+    a = make_input((m, k), F32, seed=1)
+    b = make_input((n, k) if transposed_rhs else (k, n), F32, seed=2)
+    specs = [TensorSpec((m, k), F32), TensorSpec(tuple(b.shape), F32)]
+    pipeline = default_pipeline(threads=1, blas=blas, fast=True)
+    graph = build_compiled_graph(_matmul_module(m, k, n, transposed_rhs), specs, [TensorSpec((m, n), F32)],
+                                 pipeline=pipeline)
+    (got,) = graph(a, b)
+    want = torch.mm(a, b.t() if transposed_rhs else b)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+    assert (codegen.BLAS_SYMBOL in graph.llvm_dialect_asm()) == blas
+    if blas and transposed_rhs:  # read in place with the 'T' flag, no transposed copy
+        from mlir import ir
+
+        with ir.Context():
+            module = ir.Module.parse(_matmul_module(m, k, n, transposed_rhs))
+            default_pipeline(threads=1, fast=True).run(module, stop_after="contractions-to-blas")
+            assert "linalg.transpose" not in str(module)
+
+
+def test_blas_path_is_used_by_default_for_f32_contractions_and_not_for_f64():
+    from mlir import ir
+
+    for dtype, expect in (("f32", True), ("f64", False)):
+        text = _matmul_module(4, 4, 4).replace("f32", dtype)
+        with ir.Context():
+            module = ir.Module.parse(text)
+            default_pipeline(threads=1, fast=True).run(module, stop_after="contractions-to-blas")
+            assert codegen.uses_blas(module) == expect, dtype
+
+
+@pytest.mark.parametrize("fn", [torch.bmm, lambda a, b: torch.baddbmm(b[:, :1, :], a, b)],
+                         ids=["bmm", "baddbmm"])
+def test_batched_contractions_through_blas(fn):
+    check(fn, make_input((3, 5, 7), F32, seed=3), make_input((3, 7, 4), F32, seed=4), atol=1e-4, rtol=1e-5)
+
+
+def test_linear_through_blas():
+    check(F.linear, make_input((6, 10), F32, seed=5), make_input((8, 10), F32, seed=6), make_input((8,), F32),
+          atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cin,cout,kernel,stride,padding,dilation", [
+    (3, 8, 3, 1, 1, 1), (4, 6, 3, 2, 1, 1), (5, 4, 1, 1, 0, 1), (4, 8, 1, 2, 0, 1), (3, 5, 3, 1, 2, 2),
+])
+def test_conv2d_im2col_blas_matches_eager(cin, cout, kernel, stride, padding, dilation):
+    conv = torch.nn.Conv2d(cin, cout, kernel, stride, padding, dilation).eval()
+    x = make_input((2, cin, 9, 11), F32, seed=7)
+    with torch.no_grad():
+        check(conv, x, atol=1e-4, rtol=1e-5)
+
+
+def test_exp_and_erf_polynomials_over_their_range():
+    special = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 88.7, 88.8, 89.0, -87.0, -100.0, -104.0, -110.0,
+                            math.inf, -math.inf, math.nan, 4.0, -4.0, 5.0, 1e-8])
+    x = torch.cat([torch.linspace(-110, 90, 20001), special]).to(F32)
+    check(lambda t: torch.exp(t), x, atol=1e-37, rtol=3e-7)
+    y = torch.cat([torch.linspace(-6, 6, 20001), special]).to(F32)
+    check(lambda t: torch.erf(t), y, atol=5e-7, rtol=5e-7)
+    # eager's own gelu(+inf) is NaN (its vectorized erf); compare on finite values
+    # gelu = x/2 (1 + erf(x/sqrt 2)): erf's 4.2e-7 absolute error scaled by |x|/2 <= 3 on [-6, 6]
+    check(lambda t: F.gelu(t), y[y.isfinite()], atol=1.5e-6, rtol=1e-6)
+
+
+def test_reductions_reassociated_stay_within_f32_rounding():
+    x = make_input((3, 5000), F32, seed=8)
+    check(lambda t: t.sum(-1), x, atol=1e-3, rtol=1e-5)
+    check(lambda t: torch.softmax(t, -1), x, atol=1e-7, rtol=1e-5)
+
+
+def _module_after(text, stage, threads):
+    from mlir import ir
+
+    context = ir.Context()
+    module = ir.Module.parse(text, context)
+    default_pipeline(threads=threads, fast=True).run(module, stop_after=stage)
+    return str(module)
+
+
+_ADD = """
+func.func @main(%a: tensor<{n}x{m}xf32>, %b: tensor<{n}x{m}xf32>) -> tensor<{n}x{m}xf32> {{
+  %init = tensor.empty() : tensor<{n}x{m}xf32>
+  %c = linalg.add ins(%a, %b : tensor<{n}x{m}xf32>, tensor<{n}x{m}xf32>) outs(%init : tensor<{n}x{m}xf32>) -> tensor<{n}x{m}xf32>
+  return %c : tensor<{n}x{m}xf32>
+}}
+"""
+
+
+def test_openmp_only_for_several_threads_and_enough_work():
+    big, small = _ADD.format(n=256, m=512), _ADD.format(n=4, m=8)
+    assert "omp.parallel" in _module_after(big, "openmp", threads=2)
+    after = _module_after(small, "openmp", threads=2)
+    assert "omp.parallel" not in after and "scf.parallel" not in after
+    assert "openmp" not in default_pipeline(threads=1, fast=True).stage_names()
+    assert "contractions-to-blas" not in default_pipeline(fast=False).stage_names()
+    # one parallel dim per op: the inner dimension is a sequential (vectorizable) loop
+    after = _module_after(big, "serialize-small-parallel-loops", threads=2)
+    assert after.count("scf.parallel (%arg3) =") == 1 and "scf.for" in after
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_openmp_loops_compute_eager_results(threads):
+    n, m = 256, 512
+    specs = [TensorSpec((n, m), F32)] * 2
+    graph = build_compiled_graph(_ADD.format(n=n, m=m), specs, [TensorSpec((n, m), F32)],
+                                 pipeline=default_pipeline(threads=threads, fast=True))
+    a, b = make_input((n, m), F32, seed=9), make_input((n, m), F32, seed=10)
+    (got,) = graph(a, b)
+    torch.testing.assert_close(got, a + b, atol=0, rtol=0)
+
+
+def test_noalias_on_main_arguments():
+    text = _module_after(_ADD.format(n=4, m=8), "noalias-arguments", threads=1)
+    assert text.count("llvm.noalias") == 3

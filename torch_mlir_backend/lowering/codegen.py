@@ -1,0 +1,615 @@
+"""Code-generation stages of the pipeline: contractions, loops, vectorization, threads.
+
+Owns what happens between bufferized linalg (memrefs) and the LLVM lowering:
+- `contractions_to_blas`: f32 `linalg.matmul` / `linalg.batch_matmul` on contiguous buffers
+  become calls to the BLAS `sgemm_` that PyTorch itself ships (MKL inside libtorch_cpu.so): one
+  external symbol, resolved by the JIT from `BLAS_LIBRARY`. Everything else (and every
+  contraction when the stage is left out, see `default_pipeline(blas=False)`) goes through the
+  generated loops.
+- `mark_noalias_arguments`: the ABI's buffers never overlap a written one (outputs are fresh
+  torch allocations), which tells LLVM it may keep accumulators in registers and vectorize.
+- `reassociate_reductions`: float reductions may be reordered (as eager's vectorized kernels
+  do), so LLVM's loop vectorizer can vectorize them.
+- `generate_loops(threads)`: linalg -> loops; the outermost parallel loop nest of each op becomes
+  an OpenMP worksharing loop when there are several threads and enough work, the rest sequential
+  `scf.for` loops that LLVM vectorizes for the host CPU (the ExecutionEngine compiles for the
+  host: AVX-512 here).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from mlir import ir, passmanager
+from mlir.dialects import arith, func
+from mlir.dialects import memref as memref_d
+
+from torch_mlir_backend.errors import CompileError
+
+# "fast" selects these stages in default_pipeline() (default: plain loops).
+ENV_CODEGEN = "TORCH_MLIR_BACKEND_CODEGEN"
+
+# torch's own BLAS (MKL, statically linked into libtorch_cpu.so and exporting the Fortran
+# `sgemm_`); it follows torch.set_num_threads like every torch kernel.
+BLAS_SYMBOL = "sgemm_"
+SGEMM_HELPER = "__tmb_sgemm_row_major"
+
+
+def blas_library() -> str:
+    import torch
+
+    return os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+
+
+def uses_blas(module: ir.Module) -> bool:
+    for op in module.body.operations:
+        if op.operation.name == "llvm.func" and ir.StringAttr(op.attributes["sym_name"]).value == BLAS_SYMBOL:
+            return True
+    return False
+
+
+# Row-major C[m,n] (beta*C +) A[m,k] B[k,n] is column-major C^T = B^T A^T: sgemm with the operands
+# swapped. An operand stored transposed (B given as Bt[n,k]) is the same call with 'T'.
+# `batch` matrices each, strides in elements between consecutive matrices.
+_SGEMM_HELPER_TEXT = f"""
+llvm.func @{BLAS_SYMBOL}(!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr,
+                        !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr)
+func.func private @{SGEMM_HELPER}(%batch: index, %m: i32, %n: i32, %k: i32,
+    %a: !llvm.ptr, %ta: i8, %lda: i32, %sa: i64,
+    %b: !llvm.ptr, %tb: i8, %ldb: i32, %sb: i64,
+    %c: !llvm.ptr, %sc: i64, %beta: f32) {{
+  %one = llvm.mlir.constant(1 : i32) : i32
+  %alpha = llvm.mlir.constant(1.0 : f32) : f32
+  %p_ta = llvm.alloca %one x i8 : (i32) -> !llvm.ptr
+  %p_tb = llvm.alloca %one x i8 : (i32) -> !llvm.ptr
+  %p_m = llvm.alloca %one x i32 : (i32) -> !llvm.ptr
+  %p_n = llvm.alloca %one x i32 : (i32) -> !llvm.ptr
+  %p_k = llvm.alloca %one x i32 : (i32) -> !llvm.ptr
+  %p_lda = llvm.alloca %one x i32 : (i32) -> !llvm.ptr
+  %p_ldb = llvm.alloca %one x i32 : (i32) -> !llvm.ptr
+  %p_ldc = llvm.alloca %one x i32 : (i32) -> !llvm.ptr
+  %p_alpha = llvm.alloca %one x f32 : (i32) -> !llvm.ptr
+  %p_beta = llvm.alloca %one x f32 : (i32) -> !llvm.ptr
+  llvm.store %ta, %p_ta : i8, !llvm.ptr
+  llvm.store %tb, %p_tb : i8, !llvm.ptr
+  llvm.store %m, %p_m : i32, !llvm.ptr
+  llvm.store %n, %p_n : i32, !llvm.ptr
+  llvm.store %k, %p_k : i32, !llvm.ptr
+  llvm.store %lda, %p_lda : i32, !llvm.ptr
+  llvm.store %ldb, %p_ldb : i32, !llvm.ptr
+  %ldc = arith.maxsi %n, %one : i32
+  llvm.store %ldc, %p_ldc : i32, !llvm.ptr
+  llvm.store %alpha, %p_alpha : f32, !llvm.ptr
+  llvm.store %beta, %p_beta : f32, !llvm.ptr
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  scf.for %i = %c0 to %batch step %c1 {{
+    %i64 = arith.index_cast %i : index to i64
+    %oa = arith.muli %i64, %sa : i64
+    %ob = arith.muli %i64, %sb : i64
+    %oc = arith.muli %i64, %sc : i64
+    %ai = llvm.getelementptr %a[%oa] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+    %bi = llvm.getelementptr %b[%ob] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+    %ci = llvm.getelementptr %c[%oc] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+    llvm.call @{BLAS_SYMBOL}(%p_tb, %p_ta, %p_n, %p_m, %p_k, %p_alpha, %bi, %p_ldb, %ai, %p_lda, %p_beta, %ci, %p_ldc)
+      : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr,
+         !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr) -> ()
+  }}
+  return
+}}
+"""
+
+_INT32_MAX = 2**31 - 1
+
+
+def _is_identity(t: ir.MemRefType) -> bool:
+    layout = t.layout
+    if not isinstance(layout, ir.AffineMapAttr):
+        return False
+    amap = layout.value
+    return amap == ir.AffineMap.get_identity(amap.n_dims)
+
+
+def _uses(value: ir.Value) -> list:
+    return [getattr(u.owner, "operation", u.owner) for u in value.uses]
+
+
+def _same(a, b) -> bool:
+    return getattr(a, "operation", a) == getattr(b, "operation", b)
+
+
+def _transposed_source(value: ir.Value, consumer) -> Optional[tuple]:
+    """If `value` is an alloc only written by a 2-D `linalg.transpose` of a contiguous buffer
+    (and read by `consumer`, freed by a dealloc), that transpose and its source: the
+    contraction can read the source with BLAS's 'T' flag and the copy is not needed."""
+    owner = value.owner
+    if not isinstance(owner, ir.Operation) and hasattr(owner, "operation"):
+        owner = owner.operation
+    if getattr(owner, "name", None) != "memref.alloc":
+        return None
+    transpose = None
+    for user in _uses(value):
+        if _same(user, consumer) or user.name in ("memref.dealloc", "memref.dim"):
+            continue
+        if user.name == "linalg.transpose" and transpose is None and _same(user.operands[1], value):
+            transpose = user
+            continue
+        return None
+    if transpose is None:
+        return None
+    perm = [int(x) for x in ir.DenseI64ArrayAttr(transpose.attributes["permutation"])]
+    src = transpose.operands[0]
+    if perm != [1, 0] or not _is_identity(src.type):
+        return None
+    # the transpose must come before the consumer in the same block, with nothing writing src between
+    if transpose.parent != consumer.parent:
+        return None
+    return transpose, src
+
+
+def _default_maps(op) -> bool:
+    """Named contractions with the default (non-transposed, non-broadcast) indexing maps."""
+    if "indexing_maps" not in op.attributes:
+        return True
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    text = [str(m) for m in maps]
+    if op.name == "linalg.matmul":
+        return text == ["(d0, d1, d2) -> (d0, d2)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"]
+    return text == ["(d0, d1, d2, d3) -> (d0, d1, d3)", "(d0, d1, d2, d3) -> (d0, d3, d2)",
+                    "(d0, d1, d2, d3) -> (d0, d1, d2)"]
+
+
+def contractions_to_blas(module: ir.Module) -> None:
+    """Rewrite f32 `linalg.matmul` / `linalg.batch_matmul` on contiguous (identity-layout)
+    buffers into calls of torch's BLAS `sgemm_`; a 2-D operand made by `linalg.transpose` into
+    its own buffer is read in place with the transposed flag instead. Other contractions (other
+    dtypes, strided views, sizes beyond int32) stay linalg ops for the generated loops."""
+    f32 = ir.F32Type.get()
+    found = []
+
+    def collect(op):
+        if op.name in ("linalg.matmul", "linalg.batch_matmul", "linalg.conv_2d_nchw_fchw"):
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    sites = []
+    for op in found:
+        if op.name == "linalg.conv_2d_nchw_fchw":
+            if _conv_fits_blas(op):
+                sites.append(op)
+            continue
+        operands = list(op.operands)
+        if len(operands) != 3 or not _default_maps(op):
+            continue
+        types = [v.type for v in operands]
+        if not all(isinstance(t, ir.MemRefType) and t.element_type == f32 and _is_identity(t) for t in types):
+            continue
+        if any(s != ir.ShapedType.get_dynamic_size() and s > _INT32_MAX for t in types for s in t.shape):
+            continue
+        sites.append(op)
+    if not sites:
+        return
+
+    i8, i32, i64 = (ir.IntegerType.get_signless(w) for w in (8, 32, 64))
+    index = ir.IndexType.get()
+    ptr = ir.Type.parse("!llvm.ptr")
+    if SGEMM_HELPER not in {ir.StringAttr(o.attributes["sym_name"]).value for o in module.body.operations
+                            if "sym_name" in o.attributes}:
+        helper = ir.Module.parse(_SGEMM_HELPER_TEXT)
+        first = module.body.operations[0]
+        for o in list(helper.body.operations):
+            o.move_before(first)
+
+    for op in sites:
+        if op.name == "linalg.conv_2d_nchw_fchw":
+            _conv_to_blas(op)
+            continue
+        batched = op.name == "linalg.batch_matmul"
+        a, b, c = op.operands
+        with ir.InsertionPoint(op), op.location:
+            def dim(v, i):
+                return arith.IndexCastOp(i32, memref_d.dim(v, arith.ConstantOp(index, i).result)).result
+
+            def pointer(v):
+                address = arith.IndexCastOp(i64, memref_d.extract_aligned_pointer_as_index(v)).result
+                return ir.Operation.create("llvm.inttoptr", results=[ptr], operands=[address]).result
+
+            def at_least_one(v):
+                return arith.MaxSIOp(v, arith.ConstantOp(i32, 1).result).result
+
+            r = 1 if batched else 0
+            m, k, n = dim(a, r), dim(a, r + 1), dim(b, r + 1)
+
+            def operand(v, cols):
+                """(pointer, trans flag, leading dim) for a row-major operand with `cols` columns."""
+                if not batched:
+                    source = _transposed_source(v, op)
+                    if source is not None:
+                        transpose, src = source
+                        rows_of_src = dim(src, 1)  # src = X^T: [cols, rows]
+                        flag, ld = ord("T"), at_least_one(rows_of_src)
+                        p = pointer(src)
+                        transpose.erase()
+                        return p, flag, ld
+                return pointer(v), ord("N"), at_least_one(cols)
+
+            # trans flags as seen by the column-major call: a row-major X is X^T column-major ('N')
+            pa, fa, lda = operand(a, k)
+            pb, fb, ldb = operand(b, n)
+            if batched:
+                batch = memref_d.dim(a, arith.ConstantOp(index, 0).result)
+                stride = lambda x, y: arith.MulIOp(arith.ExtSIOp(i64, x).result, arith.ExtSIOp(i64, y).result).result
+                sa, sb, sc = stride(m, k), stride(k, n), stride(m, n)
+            else:
+                batch = arith.ConstantOp(index, 1).result
+                sa = sb = sc = arith.ConstantOp(i64, 0).result
+            beta = arith.ConstantOp(f32, 1.0).result  # linalg contractions accumulate into C
+            func.CallOp([], ir.FlatSymbolRefAttr.get(SGEMM_HELPER), [
+                batch, m, n, k,
+                pa, arith.ConstantOp(i8, fa).result, lda, sa,
+                pb, arith.ConstantOp(i8, fb).result, ldb, sb,
+                pointer(c), sc, beta,
+            ])
+        op.erase()
+
+
+def _conv_fits_blas(op) -> bool:
+    f32 = ir.F32Type.get()
+    types = [v.type for v in op.operands]
+    if len(types) != 3 or not all(isinstance(t, ir.MemRefType) and t.element_type == f32 and _is_identity(t)
+                                  and t.has_static_shape for t in types):
+        return False
+    (n, c, h, w), (f, c2, kh, kw), (n2, f2, oh, ow) = (t.shape for t in types)
+    return c == c2 and n == n2 and f == f2 and c * kh * kw * oh * ow * n < _INT32_MAX
+
+
+def _conv_to_blas(op) -> None:
+    """conv_2d_nchw_fchw (input already padded) as im2col + one sgemm per image:
+    out[n] (F x OH*OW) += W (F x C*KH*KW) . col[n] (C*KH*KW x OH*OW), where
+    col[n, c, kh, kw, oh, ow] = in[n, c, oh*sh + kh*dh, ow*sw + kw*dw]."""
+    from mlir.dialects import linalg
+
+    f32 = ir.F32Type.get()
+    i8, i32, i64 = (ir.IntegerType.get_signless(w) for w in (8, 32, 64))
+    index = ir.IndexType.get()
+    ptr = ir.Type.parse("!llvm.ptr")
+    inp, filt, out = op.operands
+    (n, c, _, _), (f, _, kh, kw), (_, _, oh, ow) = (v.type.shape for v in (inp, filt, out))
+    sh, sw = (int(x) for x in ir.DenseIntElementsAttr(op.attributes["strides"]))
+    dh, dw = (int(x) for x in ir.DenseIntElementsAttr(op.attributes["dilations"]))
+    k, p = c * kh * kw, oh * ow
+    with ir.InsertionPoint(op), op.location:
+        def pointer(v):
+            address = arith.IndexCastOp(i64, memref_d.extract_aligned_pointer_as_index(v)).result
+            return ir.Operation.create("llvm.inttoptr", results=[ptr], operands=[address]).result
+
+        const = lambda t, x: arith.ConstantOp(t, x).result
+        one_by_one = kh == kw == 1 and sh == sw == 1 and inp.type.shape[2:] == [oh, ow]
+        col = None
+        if not one_by_one:  # a 1x1 stride-1 convolution reads its input as col directly
+            col_type = ir.MemRefType.get([n, c, kh, kw, oh, ow], f32)
+            col = memref_d.AllocOp(col_type, [], [], alignment=ir.IntegerAttr.get(i64, 64)).result
+            d = [ir.AffineExpr.get_dim(i) for i in range(6)]
+            in_map = ir.AffineMap.get(6, 0, [d[0], d[1], d[4] * sh + d[2] * dh, d[5] * sw + d[3] * dw])
+            maps = ir.ArrayAttr.get([ir.AffineMapAttr.get(in_map), ir.AffineMapAttr.get(ir.AffineMap.get_identity(6))])
+            parallel = ir.Attribute.parse("#linalg.iterator_type<parallel>")
+            gather = linalg.GenericOp([], [inp], [col], maps, ir.ArrayAttr.get([parallel] * 6))
+            block = gather.regions[0].blocks.append(f32, f32)
+            with ir.InsertionPoint(block):
+                linalg.YieldOp([block.arguments[0]])
+        func.CallOp([], ir.FlatSymbolRefAttr.get(SGEMM_HELPER), [
+            const(index, n), const(i32, f), const(i32, p), const(i32, k),
+            pointer(filt), const(i8, ord("N")), const(i32, max(k, 1)), const(i64, 0),
+            pointer(col if col is not None else inp), const(i8, ord("N")), const(i32, max(p, 1)), const(i64, k * p),
+            pointer(out), const(i64, f * p), const(f32, 1.0),
+        ])
+        if col is not None:
+            memref_d.DeallocOp(col)
+    op.erase()
+
+
+# ------------------------------------------------------------------------------------------------
+# f32 exp / erf as polynomials (vectorizable; libm calls are not)
+# ------------------------------------------------------------------------------------------------
+
+# Cephes expf: exp(x) = 2^n * exp(r), x = n ln2 + r, |r| <= ln2/2; within 1.4 ulp of exp in the
+# normal range (checked against float64), eager's Sleef kernel is within 1 ulp.
+_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+# erf(x) = x P(x^2) / Q(x^2) on [-4, 4] (+-1 beyond), the rational approximation XLA and Eigen
+# use for f32; within 4.2e-7 of erf (checked against float64).
+_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+          -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
+_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+          -1.42647390514189e-02)
+
+
+def _poly(x, coefficients):
+    f32 = ir.F32Type.get()
+    acc = arith.ConstantOp(f32, coefficients[0]).result
+    for c in coefficients[1:]:
+        acc = arith.AddFOp(arith.MulFOp(acc, x).result, arith.ConstantOp(f32, c).result).result
+    return acc
+
+
+def _exp_f32(x):
+    from mlir.dialects import math as math_d
+
+    f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
+    c = lambda v: arith.ConstantOp(f32, v).result
+    ci = lambda v: arith.ConstantOp(i32, v).result
+    # below -104 the result is 0, above 88.8 it is inf; NaN is restored at the end
+    xc = arith.MinNumFOp(arith.MaxNumFOp(x, c(-104.0)).result, c(88.8)).result
+    fx = math_d.floor(arith.AddFOp(arith.MulFOp(xc, c(1.44269504088896341)).result, c(0.5)).result)
+    r = arith.SubFOp(xc, arith.MulFOp(fx, c(0.693359375)).result).result
+    r = arith.SubFOp(r, arith.MulFOp(fx, c(-2.12194440e-4)).result).result
+    y = _poly(r, _EXP_POLY)
+    y = arith.AddFOp(arith.AddFOp(arith.MulFOp(y, arith.MulFOp(r, r).result).result, r).result, c(1.0)).result
+    # 2^n as two factors so that denormal results and n = 128 stay exact
+    n = arith.FPToSIOp(i32, fx).result
+    n1 = arith.ShRSIOp(n, ci(1)).result
+    n2 = arith.SubIOp(n, n1).result
+    scale = lambda e: arith.BitcastOp(f32, arith.ShLIOp(arith.AddIOp(e, ci(127)).result, ci(23)).result).result
+    y = arith.MulFOp(arith.MulFOp(y, scale(n1)).result, scale(n2)).result
+    is_nan = arith.CmpFOp(arith.CmpFPredicate.UNO, x, x).result
+    return arith.SelectOp(is_nan, x, y).result
+
+
+def _erf_f32(x):
+    f32 = ir.F32Type.get()
+    xc = arith.MinNumFOp(arith.MaxNumFOp(x, arith.ConstantOp(f32, -4.0).result).result,
+                         arith.ConstantOp(f32, 4.0).result).result
+    x2 = arith.MulFOp(xc, xc).result
+    y = arith.DivFOp(arith.MulFOp(xc, _poly(x2, _ERF_P)).result, _poly(x2, _ERF_Q)).result
+    is_nan = arith.CmpFOp(arith.CmpFPredicate.UNO, x, x).result
+    return arith.SelectOp(is_nan, x, y).result
+
+
+_APPROXIMATIONS = {"math.exp": _exp_f32, "math.erf": _erf_f32}
+
+
+def approximate_exp_erf(module: ir.Module) -> None:
+    """Replace scalar f32 `math.exp` / `math.erf` with polynomial arith code. As libm calls they
+    keep every loop scalar; as arith code LLVM vectorizes them with the rest of the loop body."""
+    f32 = ir.F32Type.get()
+    found = []
+
+    def collect(op):
+        if op.name in _APPROXIMATIONS and op.results[0].type == f32:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for op in found:
+        with ir.InsertionPoint(op), op.location:
+            value = _APPROXIMATIONS[op.name](op.operands[0])
+        op.results[0].replace_all_uses_with(value)
+        op.erase()
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def mark_noalias_arguments(module: ir.Module) -> None:
+    """`llvm.noalias` on @main's memref arguments. Outputs are fresh torch allocations and
+    inputs are only read, so no written buffer overlaps another argument; without this LLVM must
+    assume a store into the output may change an input and keeps reloading (no vectorization of
+    reductions, no accumulators in registers)."""
+    for op in module.body.operations:
+        if op.operation.name != "func.func" or not op.regions[0].blocks:
+            continue
+        fn = op.opview if hasattr(op, "opview") else op
+        if ir.StringAttr(op.attributes["sym_name"]).value != "main":
+            continue
+        ftype = ir.TypeAttr(op.attributes["function_type"]).value
+        inputs = ir.FunctionType(ftype).inputs
+        attrs = []
+        for t in inputs:
+            if isinstance(t, ir.MemRefType):
+                attrs.append(ir.DictAttr.get({"llvm.noalias": ir.UnitAttr.get()}))
+            else:
+                attrs.append(ir.DictAttr.get({}))
+        op.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
+        del fn
+
+
+_REASSOCIABLE = frozenset({"arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf",
+                           "arith.maxnumf", "arith.minnumf"})
+
+
+def reassociate_reductions(module: ir.Module) -> None:
+    """Allow reassociation of the float ops that combine into a reduction's accumulator (the
+    ops of a `linalg.generic` body with a reduction iterator that yield into an output), as
+    eager's vectorized kernels reorder sums too; LLVM then vectorizes the reduction loop."""
+    reassoc = ir.Attribute.parse("#arith.fastmath<reassoc>")
+    generics = []
+
+    def collect(op):
+        if op.name == "linalg.generic":
+            its = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
+            if any("reduction" in s for s in its):
+                generics.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for op in generics:
+        block = op.regions[0].blocks[0]
+        term = block.operations[len(block.operations) - 1]
+        for v in term.operands:
+            owner = v.owner
+            if isinstance(owner, ir.Block):
+                continue
+            owner = getattr(owner, "operation", owner)
+            if owner.name in _REASSOCIABLE and "fastmath" in owner.attributes:
+                owner.attributes["fastmath"] = reassoc
+
+
+# ------------------------------------------------------------------------------------------------
+# loops and threads
+# ------------------------------------------------------------------------------------------------
+
+# Correctness first: every linalg op becomes scf loops of scalar code that LLVM's loop
+# vectorizer turns into host-width vector code (noalias arguments + reassociable reductions).
+SEQUENTIAL_LOOPS = "func.func(convert-linalg-to-loops),lower-affine,canonicalize,cse"
+
+
+def generate_loops_text(threads: int) -> str:
+    """linalg -> loops. With several threads: parallel dims become `scf.parallel`; inner parallel
+    loops go back to `scf.for`; the outermost become OpenMP worksharing loops with `threads`
+    threads (only those worth the fork: see `serialize_small_parallel_loops`)."""
+    if threads <= 1:
+        return SEQUENTIAL_LOOPS
+    # libiomp5 reads this when it starts: idle team threads sleep at once instead of spinning
+    # for 200 ms, which on a 2-core machine would starve torch's own (libgomp/MKL) threads
+    # running between our graphs.
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
+    return (
+        "func.func(convert-linalg-to-parallel-loops),lower-affine,canonicalize,cse"
+    )
+
+
+def openmp_text(threads: int) -> str:
+    return f"convert-scf-to-openmp{{num-threads={threads}}},canonicalize"
+
+
+# Below this many iterations of an op's loop nest (its elements) a parallel region costs more
+# (a fork and join, a few microseconds) than it saves.
+MIN_PARALLEL_WORK = 1 << 15
+
+
+def serialize_small_parallel_loops(module: ir.Module) -> None:
+    """Keep `scf.parallel` only for outermost loops with enough work, and there only over the
+    leading dims up to the first with several iterations (the inner dims stay sequential
+    `scf.for` loops that LLVM vectorizes; OpenMP would collapse them into one linear index);
+    nested and small parallel loops become sequential loops."""
+    parallels = []
+
+    def collect(op):
+        if op.name == "scf.parallel":
+            parallels.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for op in parallels:
+        nested = False
+        parent = op.parent
+        while parent is not None and parent.name != "func.func":
+            if parent.name == "scf.parallel":
+                nested = True
+                break
+            parent = parent.parent
+        work = _static_trip_product(op)
+        if nested or work is None or work < MIN_PARALLEL_WORK:
+            _split_parallel(op, 0)
+            continue
+        counts = _dim_trip_counts(op)
+        keep = next((i + 1 for i, c in enumerate(counts) if c is not None and c >= 2), len(counts))
+        if keep < len(counts):
+            _split_parallel(op, keep)
+
+
+def _dim_trip_counts(op) -> list:
+    operands = list(op.operands)
+    rank = len(op.regions[0].blocks[0].arguments)
+    counts = []
+    for i in range(rank):
+        lb, ub, step = _constant(operands[i]), _constant(operands[rank + i]), _constant(operands[2 * rank + i])
+        counts.append(None if None in (lb, ub, step) or step <= 0 else max(0, -(-(ub - lb) // step)))
+    return counts
+
+
+def _static_trip_product(op) -> Optional[int]:
+    """Iterations of the parallel loop times those of the loops nested in its body (when all
+    bounds are constants), i.e. roughly the elements one fork would spread."""
+    total = 1
+    for loop in _loops_in(op):
+        count = _trip_count(loop)
+        if count is None:
+            return None
+        total *= count
+    return total
+
+
+def _loops_in(op) -> list:
+    loops = [op]
+
+    def collect(inner):
+        if inner.name in ("scf.for", "scf.parallel") and not _same(inner, op):
+            loops.append(inner)
+        return ir.WalkResult.ADVANCE
+
+    op.walk(collect)
+    return loops
+
+
+def _constant(v: ir.Value) -> Optional[int]:
+    owner = v.owner
+    owner = getattr(owner, "operation", owner)
+    if isinstance(owner, ir.Block) or owner.name != "arith.constant":
+        return None
+    return ir.IntegerAttr(owner.attributes["value"]).value
+
+
+def _trip_count(loop) -> Optional[int]:
+    operands = list(loop.operands)
+    if loop.name == "scf.for":
+        lb, ub, step = (_constant(v) for v in operands[:3])
+        if None in (lb, ub, step) or step <= 0:
+            return None
+        return max(0, -(-(ub - lb) // step))
+    rank = len(loop.regions[0].blocks[0].arguments)
+    total = 1
+    for i in range(rank):
+        lb, ub, step = _constant(operands[i]), _constant(operands[rank + i]), _constant(operands[2 * rank + i])
+        if None in (lb, ub, step) or step <= 0:
+            return None
+        total *= max(0, -(-(ub - lb) // step))
+    return total
+
+
+def _split_parallel(op, keep: int) -> None:
+    """Rewrite an `scf.parallel` (without reductions: linalg's parallel loops have none) into an
+    `scf.parallel` over its first `keep` dims (none when 0) around nested `scf.for` loops over
+    the others. Upstream `scf-parallel-for-to-nested-fors` converts every `scf.parallel`; only
+    these are wanted."""
+    from mlir.dialects import scf
+
+    if len(op.results):
+        raise CompileError("scf.parallel with reductions cannot be made sequential here")
+    body = op.regions[0].blocks[0]
+    rank = len(body.arguments)
+    if keep >= rank:
+        return
+    operands = list(op.operands)
+    lbs, ubs, steps = operands[:rank], operands[rank:2 * rank], operands[2 * rank:3 * rank]
+    index = ir.IndexType.get()
+    ivs = []
+    with op.location:
+        ip = ir.InsertionPoint(op)
+        if keep:
+            outer = ir.Operation.create(
+                "scf.parallel", results=[], operands=lbs[:keep] + ubs[:keep] + steps[:keep],
+                attributes={"operandSegmentSizes": ir.DenseI32ArrayAttr.get([keep, keep, keep, 0])},
+                regions=1, ip=ip)
+            outer_block = outer.regions[0].blocks.append(*([index] * keep))
+            ivs += list(outer_block.arguments)
+            with ir.InsertionPoint(outer_block):
+                ir.Operation.create("scf.reduce", operands=[])
+            ip = ir.InsertionPoint.at_block_begin(outer_block)
+        loops = []
+        for d in range(keep, rank):
+            with ip:
+                loop = scf.ForOp(lbs[d], ubs[d], steps[d])
+            loops.append(loop)
+            ivs.append(loop.induction_variable)
+            ip = ir.InsertionPoint(loop.body)
+        for loop in loops[:-1]:
+            with ir.InsertionPoint(loop.body):
+                scf.YieldOp([])
+        with ir.InsertionPoint(loops[-1].body):
+            terminator = scf.YieldOp([])
+    for arg, iv in zip(body.arguments, ivs):
+        arg.replace_all_uses_with(iv)
+    for inner in list(body.operations)[:-1]:
+        inner.move_before(terminator)
+    op.erase()
