@@ -112,6 +112,10 @@ def unsupported_reason(node: torch.fx.Node) -> Optional[str]:
         return None  # SymInt arithmetic: the importer itself lowers it
     if not isinstance(target, torch._ops.OpOverload):
         return f"no lowering rule for {getattr(target, '__name__', target)} (not an ATen overload)"
+    data_dependent = _new_unbacked_symbols(node)
+    if data_dependent:
+        return (f"its output size depends on the data ({', '.join(sorted(map(str, data_dependent)))}); "
+                f"data-dependent sizes are not compiled")
     rule = LOWERINGS.get(mlir_op_name(target))
     if rule is None:
         return "no lowering rule for this op"
@@ -125,6 +129,18 @@ def unsupported_reason(node: torch.fx.Node) -> Optional[str]:
     except UnsupportedOpError as e:
         return e.reason
     return None
+
+
+def _new_unbacked_symbols(node: torch.fx.Node) -> set:
+    """Unbacked size symbols (nonzero, masked_select, boolean-mask indexing) this node creates."""
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    made = free_unbacked_symbols(node.meta.get("val"))
+    if not made:
+        return set()
+    for arg in node.all_input_nodes:
+        made -= free_unbacked_symbols(arg.meta.get("val"))
+    return made
 
 
 class LoweringSupport(OperatorSupportBase):
