@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
+
+from torch_mlir_backend.e2e.cases.models import MLP  # the demo's and the conformance cases' MLP
 import torch.nn.functional as F
 
 
@@ -124,18 +126,6 @@ class GPTDecoder(nn.Module):
         t = idx.shape[1]
         x = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))
         return self.head(self.ln(self.blocks(x)))
-
-
-class MLP(nn.Module):
-    def __init__(self, sizes=(784, 512, 512, 10)):
-        super().__init__()
-        layers = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        self.net = nn.Sequential(*layers[:-1])
-
-    def forward(self, x):
-        return self.net(x)
 
 
 class LSTMModel(nn.Module):
