@@ -20,7 +20,7 @@ F32 = torch.float32
 
 @pytest.fixture(autouse=True)
 def fast_codegen(monkeypatch):
-    """torch.compile'd tests here use the codegen stages (the default pipeline is plain loops)."""
+    """torch.compile'd tests here use the codegen stages (the default; pinned against the env)."""
     monkeypatch.setenv(codegen.ENV_CODEGEN, "fast")
 
 
@@ -160,3 +160,17 @@ def test_openmp_loops_compute_eager_results(threads):
 def test_noalias_on_main_arguments():
     text = _module_after(_ADD.format(n=4, m=8), "noalias-arguments", threads=1)
     assert text.count("llvm.noalias") == 3
+
+
+def test_plain_loops_pipeline_still_matches_eager(monkeypatch):
+    """TORCH_MLIR_BACKEND_CODEGEN=loops keeps the portable plain-loops code generation."""
+    from helpers import check
+    from torch_mlir_backend.e2e.cases.models import MLP, SmallCNN
+
+    monkeypatch.setenv(codegen.ENV_CODEGEN, "loops")
+    assert "reassociate-reductions" not in default_pipeline().stage_names()
+    torch.manual_seed(0)
+    mlp, cnn = MLP((32, 16, 8)).eval(), SmallCNN().eval()
+    with torch.no_grad():
+        check(mlp, torch.randn(4, 32), atol=1e-5, rtol=1e-5)
+        check(cnn, torch.randn(2, 3, 16, 16), atol=1e-4, rtol=1e-4)

@@ -26,7 +26,7 @@ from mlir.dialects import memref as memref_d
 
 from torch_mlir_backend.errors import CompileError
 
-# "fast" selects these stages in default_pipeline() (default: plain loops).
+# These stages are default_pipeline()'s code generation; "loops" selects plain loops instead.
 ENV_CODEGEN = "TORCH_MLIR_BACKEND_CODEGEN"
 
 # torch's own BLAS (MKL, statically linked into libtorch_cpu.so and exporting the Fortran

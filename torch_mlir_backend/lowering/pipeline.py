@@ -804,12 +804,12 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
                      blas: bool = True, fast: Optional[bool] = None) -> Pipeline:
     """linalg-on-tensors `@main` -> LLVM dialect with a destination-passing `@main`.
 
-    `fast` (default: $TORCH_MLIR_BACKEND_CODEGEN == "fast") selects the code generation of
+    `fast` (default: unless $TORCH_MLIR_BACKEND_CODEGEN == "loops") selects the code generation of
     lowering/codegen.py: BLAS contractions, vectorizable reductions and exp/erf, OpenMP loops;
     otherwise plain loops. With it, `threads` (default `torch.get_num_threads()`) is the OpenMP
     team size (1: no OpenMP) and `blas=False` keeps every contraction on generated loops."""
     if fast is None:
-        fast = os.environ.get(codegen.ENV_CODEGEN, "loops") == "fast"
+        fast = os.environ.get(codegen.ENV_CODEGEN, "fast") != "loops"
     if threads is None:
         import torch
 
