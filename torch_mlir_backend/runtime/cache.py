@@ -125,6 +125,13 @@ def compile_linalg(
     module = parse_module(module_or_text, new_context())
     text = module.operation.get_asm(enable_debug_info=False)
     key = compile_key(text, arg_specs, result_specs, options, layouts, pipeline)
+    def compile_fresh(on_engine=None) -> CompiledGraph:
+        return compile_owned_module(module, arg_specs, result_specs, options, arg_layouts=layouts,
+                                    result_shapes=result_shapes, pipeline=pipeline, on_engine=on_engine)
+
+    if options.dump_dir:
+        # A dump asks for every stage's IR, which a cache hit would skip: compile afresh.
+        return compile_fresh()
     # Behind the in-memory cache, the on-disk one (`disk_cache.py`): a hit loads machine code.
     return (cache if cache is not None else _CACHE).get_or_compile(
         key,
@@ -132,11 +139,7 @@ def compile_linalg(
             key,
             lambda engine: CompiledGraph(engine, arg_specs, result_specs, arg_layouts=layouts,
                                          result_shapes=result_shapes, keep_alive=(engine,)),
-            lambda on_engine: compile_owned_module(
-                module, arg_specs, result_specs, options,
-                arg_layouts=layouts, result_shapes=result_shapes, pipeline=pipeline,
-                on_engine=on_engine,
-            ),
+            compile_fresh,
         ),
     )
 

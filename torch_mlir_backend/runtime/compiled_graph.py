@@ -37,6 +37,13 @@ ResultShapesFn = Callable[[Sequence[torch.Tensor]], Sequence[Sequence[int]]]
 
 OPENMP_LIBRARY = os.path.join(sys.prefix, "lib", "libiomp5.so")
 
+# Debug mode: outputs get guard zones and inputs are compared before/after each call, so
+# generated code that writes outside its outputs is caught at the call that did it, not as
+# heap corruption much later. Slow; for tests and bug hunts.
+CHECK_WRITES_ENV = "TORCH_MLIR_BACKEND_CHECK_WRITES"
+_GUARD_BYTES = 4096  # keeps the outputs' 64-byte alignment
+_GUARD_FILL = 0xA5
+
 
 class CompiledGraph:
     """`compiled(*tensors) -> list[torch.Tensor]`: one call of the JIT-compiled `@main`.
@@ -95,6 +102,7 @@ class CompiledGraph:
             for spec, slot in zip(self.result_specs, self._slots[n:])
         ]
         self._local = threading.local()
+        self._check_writes = os.environ.get(CHECK_WRITES_ENV, "") not in ("", "0")
 
     # -- calling ---------------------------------------------------------------------------------
     def _frame(self) -> CallFrame:
@@ -124,12 +132,13 @@ class CompiledGraph:
                 frame.write_shape(slot, sizes, contiguous_strides(sizes) if contiguous else t.stride())
 
         if self._static_outputs is not None:
-            outputs = [torch.empty(shape, dtype=dtype) for shape, dtype in self._static_outputs]
+            shapes_dtypes = self._static_outputs
         else:
-            outputs = [
-                torch.empty(tuple(shape), dtype=spec.dtype)
-                for shape, spec in zip(self.result_shapes(inputs), self.result_specs)
-            ]
+            shapes_dtypes = [(tuple(shape), spec.dtype)
+                             for shape, spec in zip(self.result_shapes(inputs), self.result_specs)]
+        if self._check_writes:
+            return self._checked_call(inputs, frame, shapes_dtypes, alive)
+        outputs = [torch.empty(shape, dtype=dtype) for shape, dtype in shapes_dtypes]
         for out, (offset, dtype, slot) in zip(outputs, self._output_plan):
             p = out.data_ptr()
             words[offset] = p
@@ -139,6 +148,38 @@ class CompiledGraph:
 
         self._function(frame.args_address)
         del alive
+        return outputs
+
+    def _point_outputs(self, frame: CallFrame, outputs: Sequence[torch.Tensor]) -> None:
+        words = frame.words
+        for out, (offset, dtype, slot) in zip(outputs, self._output_plan):
+            p = out.data_ptr()
+            words[offset] = p
+            words[offset + 1] = p
+            if slot is not None:
+                frame.write_shape(slot, out.shape, out.stride())
+
+    def _checked_call(self, inputs, frame: CallFrame, shapes_dtypes, alive) -> list[torch.Tensor]:
+        """The call with write checks (see CHECK_WRITES_ENV): raises naming the graph and the
+        output whose guard zone, or the input whose bytes, the generated code changed."""
+        buffers, outputs = [], []
+        for shape, dtype in shapes_dtypes:
+            nbytes = torch.Size(shape).numel() * dtype.itemsize
+            buffer = torch.full((nbytes + 2 * _GUARD_BYTES,), _GUARD_FILL, dtype=torch.uint8)
+            buffers.append((buffer, nbytes))
+            outputs.append(buffer[_GUARD_BYTES:_GUARD_BYTES + nbytes].view(dtype).view(shape))
+        self._point_outputs(frame, outputs)
+        before = [_bytes_of(t) for t in inputs]
+        self._function(frame.args_address)
+        del alive
+        for i, (buffer, nbytes) in enumerate(buffers):
+            for name, zone in (("before", buffer[:_GUARD_BYTES]), ("after", buffer[_GUARD_BYTES + nbytes:])):
+                if not bool((zone == _GUARD_FILL).all()):
+                    raise RuntimeError(f"{self!r}: the generated code wrote {name} the end of output {i} "
+                                       f"({list(shapes_dtypes[i][0])} {shapes_dtypes[i][1]})")
+        for i, (t, old) in enumerate(zip(inputs, before)):
+            if not torch.equal(_bytes_of(t), old):
+                raise RuntimeError(f"{self!r}: the generated code changed input {i} ({list(t.shape)} {t.dtype})")
         return outputs
 
     def _raise_bad_input(self, inputs) -> None:
@@ -167,6 +208,11 @@ class CompiledGraph:
 
     def __repr__(self) -> str:
         return f"CompiledGraph([{format_specs(self.arg_specs)}] -> [{format_specs(self.result_specs)}])"
+
+
+def _bytes_of(t: torch.Tensor) -> torch.Tensor:
+    """A copy of the bytes of a tensor's elements."""
+    return t.detach().reshape(-1).contiguous().view(torch.uint8).clone()
 
 
 def _matches(t: torch.Tensor, spec: TensorSpec) -> bool:
