@@ -88,6 +88,47 @@ def test_linear_through_blas():
           atol=1e-4, rtol=1e-5)
 
 
+def _blas_calls_and_contractions_left(dump_dir) -> tuple:
+    """(sgemm calls, f32 contractions still linalg ops) in the IR after contractions-to-blas."""
+    from mlir import ir
+
+    (path,) = dump_dir.glob("*-contractions-to-blas.mlir")
+    text = path.read_text()
+    left = []
+    with ir.Context() as context:
+        context.allow_unregistered_dialects = True
+        module = ir.Module.parse(text)
+
+        def collect(op):
+            if codegen.is_f32_contraction(op):
+                left.append(op.name)
+            return ir.WalkResult.ADVANCE
+
+        module.operation.walk(collect)
+    return text.count(f"call @{codegen.SGEMM_HELPER}"), left
+
+
+def _ffn(x, w1, b1, w2):
+    return F.linear(torch.relu(F.linear(x, w1, b1)), w2)
+
+
+def _attention(q, k, v):
+    return torch.softmax(q @ k.transpose(-2, -1) * 0.5, dim=-1) @ v
+
+
+@pytest.mark.parametrize("fn,shapes,calls", [
+    (F.linear, [(2, 3, 10), (8, 10), (8,)], 1),
+    (_ffn, [(2, 3, 10), (12, 10), (12,), (6, 12)], 2),
+    (_attention, [(2, 3, 5, 4), (2, 3, 5, 4), (2, 3, 5, 4)], 2),
+], ids=["linear_3d", "linear_relu_linear_3d", "attention"])
+def test_contractions_of_views_stay_whole_for_blas(tmp_path, fn, shapes, calls):
+    """Elementwise fusion neither folds the views around a 3-D linear into its matmul nor fuses
+    the bias + relu / softmax producers into the next contraction: each reaches BLAS."""
+    inputs = [make_input(shape, F32, seed=20 + i) for i, shape in enumerate(shapes)]
+    check(fn, *inputs, atol=1e-4, rtol=1e-5, options={"dump_dir": str(tmp_path)})
+    assert _blas_calls_and_contractions_left(tmp_path) == (calls, [])
+
+
 @pytest.mark.parametrize("cin,cout,kernel,stride,padding,dilation", [
     (3, 8, 3, 1, 1, 1), (4, 6, 3, 2, 1, 1), (5, 4, 1, 1, 0, 1), (4, 8, 1, 2, 0, 1), (3, 5, 3, 1, 2, 2),
 ])

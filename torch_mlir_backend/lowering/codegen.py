@@ -310,6 +310,125 @@ def _conv_to_blas(op) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# contractions kept whole through elementwise fusion
+# ------------------------------------------------------------------------------------------------
+
+# Named contractions BLAS takes (see contractions_to_blas); a linalg.generic contraction is
+# recognized by its maps and body.
+_NAMED_CONTRACTIONS = frozenset({"linalg.matmul", "linalg.batch_matmul"})
+
+
+def _values_equal(xs, ys) -> bool:
+    return len(xs) == len(ys) and all(x == y for x, y in zip(xs, ys))
+
+
+def _is_mul_add_body(op) -> bool:
+    """The body of `op` is `out + in0 * in1` (operands of either op in either order)."""
+    block = op.regions[0].blocks[0]
+    body = list(block.operations)
+    if len(body) != 3 or [o.name for o in body] != ["arith.mulf", "arith.addf", "linalg.yield"]:
+        return False
+    mul, add, yld = body
+    a, b, out = block.arguments
+    product = mul.results[0]
+    return ((_values_equal(list(mul.operands), [a, b]) or _values_equal(list(mul.operands), [b, a]))
+            and (_values_equal(list(add.operands), [out, product]) or _values_equal(list(add.operands), [product, out]))
+            and _values_equal(list(yld.operands), [add.results[0]]))
+
+
+def _indexing_maps(op) -> Optional[list]:
+    """The indexing maps of a matmul-like op, defaults of the named ops included."""
+    if "indexing_maps" in op.attributes:
+        return [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    d = [ir.AffineExpr.get_dim(i) for i in range(4)]
+    if op.name == "linalg.matmul":
+        return [ir.AffineMap.get(3, 0, e) for e in ([d[0], d[2]], [d[2], d[1]], [d[0], d[1]])]
+    if op.name == "linalg.batch_matmul":
+        return [ir.AffineMap.get(4, 0, e) for e in ([d[0], d[1], d[3]], [d[0], d[3], d[2]], [d[0], d[1], d[2]])]
+    return None
+
+
+def _map_dims(amap: ir.AffineMap) -> Optional[list]:
+    """The loop dim of each result of a projected-permutation map, else None."""
+    dims = []
+    for expr in amap.results:
+        if not isinstance(expr, ir.AffineDimExpr):
+            return None
+        dims.append(ir.AffineDimExpr(expr).position)
+    return dims if len(set(dims)) == len(dims) else None
+
+
+def is_f32_contraction(op) -> bool:
+    """An f32 `C += A * B` over two inputs whose maps are projected permutations: a named
+    matmul/batch_matmul, or a linalg.generic with reduction loops and a multiply-add body."""
+    if op.name not in _NAMED_CONTRACTIONS and op.name != "linalg.generic":
+        return False
+    operands = list(op.operands)
+    if len(operands) != 3 or len(op.regions) != 1 or not op.regions[0].blocks:
+        return False
+    f32 = ir.F32Type.get()
+    if not all(isinstance(v.type, ir.ShapedType) and ir.ShapedType(v.type).element_type == f32 for v in operands):
+        return False
+    if op.name == "linalg.generic":
+        segments = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+        iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
+        if segments != [2, 1] or not any("reduction" in s for s in iterators) or not _is_mul_add_body(op):
+            return False
+    maps = _indexing_maps(op)
+    return maps is not None and all(_map_dims(m) is not None for m in maps)
+
+
+_FUSION_FENCE = "tmb.fusion_fence"
+
+
+def fuse_elementwise_keeping_contractions(fusion_pipeline: str):
+    """The stage `fusion_pipeline` (upstream `linalg-fuse-elementwise-ops`) with every f32
+    contraction kept whole for `contractions_to_blas`.
+
+    The upstream pass fuses a producer into its consumer, and folds a reshape into a linalg op
+    by expanding the op, only when the producer has a single use (its default control function;
+    the pass takes no other). Folding a view's collapse/expand_shape into a matmul makes a
+    higher-rank linalg.generic, and fusing an elementwise producer (bias + relu, softmax's exp)
+    into it recomputes that producer in the innermost loop of the contraction; either way BLAS
+    can no longer take it. So while the pass runs, an opaque `tmb.fusion_fence` op also uses
+    each contraction's inputs and results: they have a second use, nothing is fused across the
+    contraction's boundary, and everything else fuses as before. The fences are erased after."""
+
+    def fuse_elementwise(module: ir.Module) -> None:
+        contractions = []
+
+        def collect(op):
+            if is_f32_contraction(op):
+                contractions.append(op)
+            return ir.WalkResult.ADVANCE
+
+        module.operation.walk(collect)
+        context = module.context
+        allowed = context.allow_unregistered_dialects
+        context.allow_unregistered_dialects = True
+        try:
+            for op in contractions:
+                values = list(op.operands)[:2] + list(op.results)
+                with op.location:
+                    ir.Operation.create(_FUSION_FENCE, operands=values, ip=ir.InsertionPoint.after(op))
+            passmanager.PassManager.parse(f"builtin.module({fusion_pipeline})").run(module.operation)
+        finally:
+            fences = []
+
+            def collect_fences(op):
+                if op.name == _FUSION_FENCE:
+                    fences.append(op)
+                return ir.WalkResult.ADVANCE
+
+            module.operation.walk(collect_fences)
+            for fence in fences:
+                fence.erase()
+            context.allow_unregistered_dialects = allowed
+
+    return fuse_elementwise
+
+
+# ------------------------------------------------------------------------------------------------
 # f32 exp / erf as polynomials (vectorizable; libm calls are not)
 # ------------------------------------------------------------------------------------------------
 

@@ -822,7 +822,9 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
         [
             Stage("destination-passing-abi", make_destination_passing_abi(arg_layouts),
                   "@main(tensors) -> tensors  =>  @main(in memrefs, out memrefs) -> ()"),
-            Stage("fuse-elementwise", FUSE_ELEMENTWISE, "fuse producer/consumer linalg.generic ops"),
+            Stage("fuse-elementwise",
+                  codegen.fuse_elementwise_keeping_contractions(FUSE_ELEMENTWISE) if fast and blas else FUSE_ELEMENTWISE,
+                  "fuse producer/consumer linalg.generic ops (fast: not into or across f32 contractions)"),
             Stage("widen-bool-tensors", widen_bool_tensors,
                   "bool tensors stored as i8 (i1 buffers would crash LLVM lowering)"),
             Stage("unshare-destinations", unshare_destinations, "one accumulator per op before in-place bufferization"),
