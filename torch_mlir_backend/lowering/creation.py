@@ -44,11 +44,27 @@ def _arange_acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.int64
 
 
+def _arange_length(ctx: LoweringContext, start, end, step) -> ir.Value:
+    """The run-time length of an integer arange with SymInt bounds: ceil((end - start) / step),
+    at least 0, as eager computes it."""
+    for what, v in (("start", start), ("end", end), ("step", step)):
+        ok = isinstance(v, int) and not isinstance(v, bool) or isinstance(v, ir.Value) and \
+            isinstance(v.type, (ir.IntegerType, ir.IndexType))
+        ctx.require(ok, f"arange with a run-time length needs integer bounds ({what} is {v!r})")
+    ctx.require(isinstance(step, int) and step != 0, f"arange with a run-time length needs a constant step, got {step!r}")
+    start_v, end_v = b.as_index(start), b.as_index(end)
+    span = arith.SubIOp(end_v, start_v).result if step > 0 else arith.SubIOp(start_v, end_v).result
+    span = arith.MaxSIOp(span, b.index_constant(0)).result
+    k = abs(step)
+    return span if k == 1 else arith.DivUIOp(arith.AddIOp(span, b.index_constant(k - 1)).result,
+                                             b.index_constant(k)).result
+
+
 @lowers(aten.arange.start_step, dtypes=FLOAT_DTYPES + INT_DTYPES)  # eager has no bool arange
 def _arange(ctx, start, end, step=1, dtype=None, layout=None, device=None, pin_memory=None):
     out = ctx.out_spec
-    ctx.require(out.shape[0] is not None, "arange with a run-time length is not supported yet")
     acc = _arange_acc_dtype(out.dtype)
+    length: b.Size = out.shape[0] if out.shape[0] is not None else _arange_length(ctx, start, end, step)
 
     def scalar(v):
         # Eager converts start and step to the accumulation type first (so an integer arange
@@ -57,7 +73,7 @@ def _arange(ctx, start, end, step=1, dtype=None, layout=None, device=None, pin_m
             return b.scalar_operand(v, acc)
         return b.constant(v if b.is_float(acc) else int(v), acc)
 
-    init = b.empty([out.shape[0]], out.dtype)
+    init = b.empty([length], out.dtype)
 
     def body(_):
         start_v, step_v = scalar(start), scalar(step)

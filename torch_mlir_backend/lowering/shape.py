@@ -326,6 +326,37 @@ def _slice_bounds(size: int, start: Optional[int], end: Optional[int], step: int
     return (start if length else 0), length  # an empty slice at offset == size does not verify
 
 
+def _index_value(v: b.Size) -> ir.Value:
+    """An int (Python, `i64` or `index` value) as an `index` value."""
+    return b.as_index(v)
+
+
+def _clamp_index(v: ir.Value, low: ir.Value, high: ir.Value) -> ir.Value:
+    return arith.MinSIOp(arith.MaxSIOp(v, low).result, high).result
+
+
+def _wrap_negative(v: ir.Value, size: ir.Value) -> ir.Value:
+    """`v + size` where v < 0 (Python's negative indexing), at run time."""
+    zero = b.index_constant(0)
+    negative = arith.CmpIOp(arith.CmpIPredicate.slt, v, zero).result
+    return arith.SelectOp(negative, arith.AddIOp(v, size).result, v).result
+
+
+def _dynamic_slice_bounds(size: b.Size, start, end, step: int) -> tuple[b.Size, b.Size]:
+    """`_slice_bounds` computed at run time, for a dynamic dimension or SymInt start/end."""
+    size_v = _index_value(size)
+    zero = b.index_constant(0)
+    start_v = zero if start is None else _wrap_negative(_index_value(start), size_v)
+    end_v = size_v if end is None else _wrap_negative(_index_value(end), size_v)
+    start_v = _clamp_index(start_v, zero, size_v)
+    end_v = _clamp_index(end_v, start_v, size_v)
+    span = arith.SubIOp(end_v, start_v).result
+    length = span if step == 1 else arith.DivUIOp(
+        arith.AddIOp(span, b.index_constant(step - 1)).result, b.index_constant(step)).result
+    is_empty = arith.CmpIOp(arith.CmpIPredicate.eq, length, zero).result
+    return arith.SelectOp(is_empty, zero, start_v).result, length
+
+
 @lowers(aten.slice.Tensor)
 @bool_as_bytes
 def _slice(ctx, x, dim=0, start=None, end=None, step=1):
@@ -333,16 +364,24 @@ def _slice(ctx, x, dim=0, start=None, end=None, step=1):
     dim = _norm_dim(ctx, dim, len(shape))
     step = ctx.static_int(step, "step")
     ctx.require(step > 0, f"slice step must be positive, got {step}")
-    ctx.require(shape[dim] is not None, f"slicing dynamic dim {dim} is not supported yet")
-    start = None if start is None else ctx.static_int(start, "start")
-    end = None if end is None else ctx.static_int(end, "end")
-    offset, length = _slice_bounds(shape[dim], start, end, step)
     sizes = b.sizes_of(x)
-    offsets = [0] * len(shape)
+    offsets: list[b.Size] = [0] * len(shape)
     strides = [1] * len(shape)
+    if shape[dim] is not None and not isinstance(start, ir.Value) and not isinstance(end, ir.Value):
+        start = None if start is None else ctx.static_int(start, "start")
+        end = None if end is None else ctx.static_int(end, "end")
+        offset, length = _slice_bounds(shape[dim], start, end, step)
+        if offset == 0 and length == shape[dim] and step == 1:
+            return x
+    else:
+        # A dynamic dimension or run-time bounds: eager's clamping, computed at run time.
+        for what, v in (("start", start), ("end", end)):
+            ctx.require(v is None or isinstance(v, ir.Value) or isinstance(v, int) and not isinstance(v, bool),
+                        f"slice {what} must be an integer, got {v!r}")
+        if start in (None, 0) and end is None and step == 1:
+            return x
+        offset, length = _dynamic_slice_bounds(sizes[dim], start, end, step)
     offsets[dim], sizes[dim], strides[dim] = offset, length, step
-    if offset == 0 and length == shape[dim] and step == 1:
-        return x
     return extract_slice(x, offsets, sizes, strides)
 
 
@@ -351,13 +390,19 @@ def _slice(ctx, x, dim=0, start=None, end=None, step=1):
 def _select(ctx, x, dim, index):
     shape = _shape_of(ctx, 0)
     dim = _norm_dim(ctx, dim, len(shape))
-    ctx.require(shape[dim] is not None, f"select on dynamic dim {dim} is not supported yet")
-    index = ctx.static_int(index, "index")
-    ctx.require(-shape[dim] <= index < shape[dim],
-                f"index {index} is out of range for dim {dim} of size {shape[dim]}")
     sizes = b.sizes_of(x)
-    offsets = [0] * len(shape)
-    offsets[dim], sizes[dim] = index % shape[dim], 1
+    offsets: list[b.Size] = [0] * len(shape)
+    if shape[dim] is not None and not isinstance(index, ir.Value):
+        index = ctx.static_int(index, "index")
+        ctx.require(-shape[dim] <= index < shape[dim],
+                    f"index {index} is out of range for dim {dim} of size {shape[dim]}")
+        offsets[dim] = index % shape[dim]
+    else:
+        # Dynamo guards the index in range for this size; a negative one counts from the end.
+        ctx.require(isinstance(index, (int, ir.Value)) and not isinstance(index, bool),
+                    f"select index must be an integer, got {index!r}")
+        offsets[dim] = _wrap_negative(_index_value(index), _index_value(sizes[dim]))
+    sizes[dim] = 1
     return extract_slice(x, offsets, sizes, [1] * len(shape), drop=[dim])
 
 
@@ -366,18 +411,23 @@ def _select(ctx, x, dim, index):
 def _split_with_sizes(ctx, x, split_sizes, dim=0):
     shape = _shape_of(ctx, 0)
     dim = _norm_dim(ctx, dim, len(shape))
-    ctx.require(shape[dim] is not None, f"splitting dynamic dim {dim} is not supported yet")
-    split_sizes = [ctx.static_int(s, "split size") for s in split_sizes]
-    ctx.require(sum(split_sizes) == shape[dim] and all(s >= 0 for s in split_sizes),
-                f"split sizes {split_sizes} do not add up to dim {dim} of size {shape[dim]}")
+    static = shape[dim] is not None and not any(isinstance(s, ir.Value) for s in split_sizes)
+    if static:
+        split_sizes = [ctx.static_int(s, "split size") for s in split_sizes]
+        ctx.require(sum(split_sizes) == shape[dim] and all(s >= 0 for s in split_sizes),
+                    f"split sizes {split_sizes} do not add up to dim {dim} of size {shape[dim]}")
     results = []
-    offset = 0
+    offset: b.Size = 0
     for s in split_sizes:
         sizes = b.sizes_of(x)
-        offsets = [0] * len(shape)
+        offsets: list[b.Size] = [0] * len(shape)
         offsets[dim], sizes[dim] = offset, s
         results.append(extract_slice(x, offsets, sizes, [1] * len(shape)))
-        offset += s
+        # SymInt sizes (dynamic dims) are added at run time; Dynamo guarded that they add up.
+        if isinstance(offset, int) and isinstance(s, int):
+            offset += s
+        else:
+            offset = arith.AddIOp(_index_value(offset), _index_value(s)).result
     return tuple(results)
 
 
@@ -387,9 +437,12 @@ def _squeeze(ctx, x, dims):
     if not shape:
         return x
     dims = sorted({_norm_dim(ctx, d, len(shape)) for d in dims})
-    for d in dims:
-        ctx.require(shape[d] is not None, f"squeezing dynamic dim {d} is not supported yet")
-    return squeeze_dims(x, [d for d in dims if shape[d] == 1])
+    # A dynamic dim is not squeezed: Dynamo traced it as != 1 (guarded, or size-oblivious);
+    # the result rank the trace recorded must agree.
+    squeezed = [d for d in dims if shape[d] == 1]
+    ctx.require(ctx.out_spec.rank == len(shape) - len(squeezed),
+                f"squeeze of dims {dims} of {shape}: the traced result has rank {ctx.out_spec.rank}")
+    return squeeze_dims(x, squeezed)
 
 
 # squeeze.dim and squeeze.default reach us as squeeze.dims (Core ATen decomposes them).
@@ -450,14 +503,29 @@ def _flip(ctx, x, dims):
     dims = {_norm_dim(ctx, d, rank) for d in dims}
     if rank == 0 or not dims:
         return x
-    for d in dims:
-        ctx.require(shape[d] is not None, f"flipping dynamic dim {d} is not supported yet")
+    if any(shape[d] is None for d in dims):
+        return _flip_dynamic(ctx, x, dims)
     exprs = [ir.AffineExpr.get_add(ir.AffineConstantExpr.get(shape[i] - 1),
                                    ir.AffineExpr.get_mul(ir.AffineDimExpr.get(i), ir.AffineConstantExpr.get(-1)))
              if i in dims else ir.AffineDimExpr.get(i) for i in range(rank)]
     in_map = ir.AffineMap.get(rank, 0, exprs)
     init = b.empty(b.sizes_of(x), ctx.out_spec.dtype)
     return b.generic([x], [init], [in_map, b.identity_map(rank)], ["parallel"] * rank, lambda v, _: v)
+
+
+def _flip_dynamic(ctx: LoweringContext, x: ir.Value, dims: set) -> ir.Value:
+    """Flip with run-time sizes: each output element reads x at `size - 1 - i` along `dims`."""
+    rank = ir.RankedTensorType(x.type).rank
+    sizes = b.sizes_of(x)
+    init = b.empty(sizes, ctx.out_spec.dtype)
+    last = {d: arith.SubIOp(_index_value(sizes[d]), b.index_constant(1)).result for d in dims}
+
+    def body(_out):
+        index = [linalg.IndexOp(ir.IntegerAttr.get(ir.IntegerType.get_signless(64), i)).result for i in range(rank)]
+        index = [arith.SubIOp(last[i], index[i]).result if i in dims else index[i] for i in range(rank)]
+        return tensor.ExtractOp(x, index).result
+
+    return b.generic([], [init], [b.identity_map(rank)], ["parallel"] * rank, body)
 
 
 # ----- constant_pad_nd ------------------------------------------------------------------------------
@@ -473,8 +541,8 @@ def _constant_pad_nd(ctx, x, pad, value=0):
     for k in range(len(pad) // 2):
         d = rank - 1 - k
         low[d], high[d] = pad[2 * k], pad[2 * k + 1]
-        ctx.require(shape[d] is not None or (low[d] == 0 and high[d] == 0),
-                    f"padding dynamic dim {d} is not supported yet")
+        ctx.require(shape[d] is not None or (low[d] >= 0 and high[d] >= 0),
+                    f"cropping (negative padding of) dynamic dim {d} is not supported yet")
     dtype = ctx.out_spec.dtype
     # Negative padding crops: slice first, then pad with the non-negative amounts.
     if any(p < 0 for p in low + high):
