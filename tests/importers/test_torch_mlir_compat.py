@@ -3,7 +3,9 @@ emit for every whole-model conformance case, so the dialect is torch-mlir's own,
 
 The graphs are the ones our backend imports: Dynamo, then AOTAutograd with our decomposition
 table; each forward graph goes through our FX importer and the printed module is parsed in a
-torch-mlir context with the Torch dialect registered (unregistered ops are not allowed there)."""
+torch-mlir context with the Torch dialect registered (unregistered ops are not allowed there).
+An ATen op torch-mlir's dialect does not define must be the generic `torch.operator` naming it,
+exactly where torch-mlir's own importer uses that form (`is_registered_operation` is false)."""
 import re
 
 import pytest
@@ -18,17 +20,6 @@ torch_mlir_ir = pytest.importorskip("torch_mlir.ir", reason="the torch-mlir orac
 from torch_mlir.dialects import torch as torch_d  # noqa: E402
 
 MODEL_CASES = select_cases(r"Model_")
-
-# Known gaps of our importer against torch-mlir's dialect (fx_importer.py), matched on
-# torch-mlir's parse error so only these excuse a failure; each names the missing capability.
-KNOWN_IMPORTER_GAPS = {
-    r"unregistered operation '(torch\.aten\.[\w.]+)'":
-        "the importer emits torch.aten.<op> for an ATen op torch-mlir's dialect does not define "
-        "(torch-mlir's own importer emits those as the generic torch.operator \"aten.<op>\")",
-    r"'torch\.aten\.split_with_sizes' op requires one result":
-        "the importer gives aten.split_with_sizes one result per piece; torch-mlir's op returns one "
-        "!torch.list<vtensor> that torch.prim.ListUnpack splits",
-}
 
 
 def _emitted_torch_dialect(case) -> list[str]:
@@ -66,18 +57,61 @@ def test_torch_mlir_parses_and_verifies_model(case):
         torch_d.register_dialect(ctx)
         ctx.allow_unregistered_dialects = False
         with ctx:
-            try:
-                parsed = torch_mlir_ir.Module.parse(text)
-            except torch_mlir_ir.MLIRError as e:
-                for pattern, gap in KNOWN_IMPORTER_GAPS.items():
-                    m = re.search(pattern, str(e))
-                    if m:
-                        pytest.xfail(f"{case.name}: {m.group(0)}: {gap}")
-                raise
+            parsed = torch_mlir_ir.Module.parse(text)
             assert parsed.operation.verify()
-            names = []
-            parsed.operation.walk(lambda op: names.append(op.name) or torch_mlir_ir.WalkResult.ADVANCE)
+            ops = []
+            parsed.operation.walk(lambda op: ops.append(op) or torch_mlir_ir.WalkResult.ADVANCE)
+            names = [op.name for op in ops]
+            generic = {torch_mlir_ir.StringAttr(op.attributes["name"]).value
+                       for op in ops if op.name == "torch.operator"}
             unknown = sorted({n for n in names if n.startswith("torch.") and not ctx.is_registered_operation(n)})
             assert not unknown, f"{case.name}: ops torch-mlir does not register: {unknown}"
-        # Every op we emitted survived the round trip as a torch-mlir op of the same name.
-        assert sorted(set(ours)) == sorted({n for n in names if n.startswith("torch.")}), case.name
+            # torch.operator only where torch-mlir's importer uses it too: for unregistered ATen ops.
+            needless = sorted(n for n in generic if ctx.is_registered_operation(n))
+            assert not needless, f"{case.name}: torch.operator for ops torch-mlir defines: {needless}"
+        # Every op we emitted survived the round trip as a torch-mlir op of the same name (or as
+        # the name of a torch.operator).
+        survived = {n for n in names if n.startswith("torch.") and n != "torch.operator"} | generic
+        assert sorted(set(ours)) == sorted(survived), case.name
+
+
+def _generator():
+    """tools/gen_torch_mlir_op_names.py, the script that wrote the shipped list."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "gen_torch_mlir_op_names.py"
+    spec = importlib.util.spec_from_file_location("gen_torch_mlir_op_names", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_op_names_are_the_installed_torch_mlirs():
+    """The package's list of torch-mlir's ops (it cannot ask torch-mlir, a test-only dependency)
+    is what the generator makes from the installed torch-mlir: rerun the tool if this fails."""
+    import importlib.metadata
+
+    from torch_mlir_backend.importers import torch_mlir_op_names as shipped
+
+    gen = _generator()
+    fresh = gen.render(gen.registered_torch_op_names(), importlib.metadata.version("torch-mlir"))
+    assert shipped.TORCH_MLIR_VERSION == importlib.metadata.version("torch-mlir")
+    with open(shipped.__file__) as f:
+        assert f.read() == fresh, "run tools/gen_torch_mlir_op_names.py"
+
+
+def test_importer_names_an_op_exactly_when_torch_mlir_registers_it():
+    """For every ATen/prims overload torch knows, the importer's choice between `torch.aten.<op>`
+    and `torch.operator` is the one torch-mlir's importer makes with `is_registered_operation`."""
+    from torch_mlir_backend.importers.fx_importer import schema_op_name
+    from torch_mlir_backend.importers.torch_mlir_op_names import TORCH_MLIR_OP_NAMES
+
+    ctx = torch_mlir_ir.Context()
+    torch_d.register_dialect(ctx)
+    names = {schema_op_name(s) for s in torch._C._jit_get_all_schemas()
+             if s.name.split("::")[0] in ("aten", "prims")}
+    assert len(names) > 2000
+    differ = sorted(n for n in names if (n in TORCH_MLIR_OP_NAMES) != ctx.is_registered_operation(n))
+    assert not differ, differ[:20]
+    assert sum(n in TORCH_MLIR_OP_NAMES for n in names) > 500

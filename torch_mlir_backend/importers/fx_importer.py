@@ -6,6 +6,12 @@ returning `!torch.vtensor<[2,?],f32>`, ops named `torch.aten.<op>[.<overload>]`,
 an op's name comes from its overload's schema and each argument is converted by its schema type,
 as torch-mlir's `fx_importer.py` does. Everything op-specific lives in `lowering/`.
 
+Two forms follow torch-mlir's importer exactly, so torch-mlir parses and verifies what we emit:
+an ATen op its dialect does not define (`aten.squeeze.dims`, ...; the list of those it does is
+`torch_mlir_op_names.py`, generated from torch-mlir) is the generic
+`torch.operator "torch.aten.<op>.<overload>"`, and an op returning `Tensor[]` (`split_with_sizes`,
+`unbind`, ...) has one `!torch.list<vtensor>` result that a `torch.prim.ListUnpack` splits.
+
 Parameters and buffers reach the graph as placeholders (AOTAutograd lifts them), so they become
 function arguments: weights are not copied into the IR, updates to them are seen by the compiled
 code and one compiled artifact serves any weights. Constant tensors that are attributes of the
@@ -26,6 +32,7 @@ from mlir.dialects import func as func_d
 
 from ..errors import GraphImportError
 from ..types import TensorSpec, scalar_type_number, torch_dialect_dtype
+from .torch_mlir_op_names import TORCH_MLIR_OP_NAMES
 
 _STACK_FRAME_RE = re.compile(r'File "([^"]+)", line (\d+)')
 
@@ -119,15 +126,20 @@ class TorchOpEmitter:
 
     def emit_schema_op(self, schema: torch._C.FunctionSchema, operands: Sequence[ir.Value],
                        result_types: Sequence[ir.Type]) -> ir.Operation:
-        """`torch.<ns>.<name>[.<overload>]` named from the schema, as torch-mlir names it."""
-        return ir.Operation.create(schema_op_name(schema), results=list(result_types),
-                                   operands=list(operands))
+        """`torch.<ns>.<name>[.<overload>]` named from the schema, as torch-mlir names it; an op
+        torch-mlir's dialect does not define is `torch.operator` with that name as its `name`
+        attribute (torch-mlir's `_emit_operation`)."""
+        name = schema_op_name(schema)
+        if name in TORCH_MLIR_OP_NAMES:
+            return ir.Operation.create(name, results=list(result_types), operands=list(operands))
+        return ir.Operation.create("torch.operator", results=list(result_types), operands=list(operands),
+                                   attributes={"name": ir.StringAttr.get(name)})
 
     # ----- arguments by schema type ---------------------------------------------------------
     def _argument(self, value: Any, jit_type: Optional[torch._C.JitType]) -> ir.Value:
         bound = self._graph_value(value)
         if bound is not None:
-            return bound
+            return self._bool_as(bound, jit_type)
         kind = jit_type.kind() if jit_type is not None else None
         if kind == "OptionalType":
             if value is None:
@@ -159,7 +171,7 @@ class TorchOpEmitter:
         if isinstance(value, torch.layout):
             return self._constant("torch.constant.int", _LAYOUTS[value], "!torch.int")
         if isinstance(value, bool):
-            return self._constant("torch.constant.bool", value, "!torch.bool")
+            return self._bool_as(self._constant("torch.constant.bool", value, "!torch.bool"), jit_type)
         if isinstance(value, int):
             return self._constant("torch.constant.int", value, "!torch.int")
         if isinstance(value, float):
@@ -172,6 +184,21 @@ class TorchOpEmitter:
                                        results=[self._list_type(None, elements)],
                                        operands=elements).result
         raise GraphImportError(f"cannot import argument {value!r} of type {type(value).__name__}")
+
+    def _bool_as(self, value: ir.Value, jit_type: Optional[torch._C.JitType]) -> ir.Value:
+        """A `!torch.bool` where the schema wants a float, an int or a Scalar goes through
+        `torch.aten.Float.bool` / `torch.aten.Int.bool`, as torch-mlir's `_convert_type` does
+        (its dialect types a Scalar operand as int or float, never bool: `full(s, True)`)."""
+        if jit_type is None or not isinstance(value, ir.Value) or str(value.type) != "!torch.bool":
+            return value
+        kind = jit_type.kind()
+        if kind == "FloatType":
+            name, result = "torch.aten.Float.bool", "!torch.float"
+        elif kind in ("IntType", "SymIntType", "NumberType"):
+            name, result = "torch.aten.Int.bool", "!torch.int"
+        else:
+            return value
+        return ir.Operation.create(name, results=[self.types.get(result)], operands=[value]).result
 
     def _list_type(self, elem_type, elements: Sequence[ir.Value]) -> ir.Type:
         if elements:
@@ -218,10 +245,16 @@ class GraphImporter(TorchOpEmitter):
         super().__init__(types)
         self.gm = graph_module
         self.values: dict[torch.fx.Node, Any] = {}  # node -> ir.Value or tuple of them
+        # node of an op returning Tensor[] -> its `!torch.list<vtensor>` result (`values` holds
+        # the `torch.prim.ListUnpack` results, which `getitem` picks from).
+        self.list_values: dict[torch.fx.Node, ir.Value] = {}
         self._constant_cache: dict[tuple, ir.Value] = {}
 
     def _graph_value(self, value: Any) -> Optional[ir.Value]:
-        return self.values[value] if isinstance(value, torch.fx.Node) else None
+        if not isinstance(value, torch.fx.Node):
+            return None
+        listed = self.list_values.get(value)
+        return listed if listed is not None else self.values[value]
 
     # ----- entry ---------------------------------------------------------------------------
     def import_into(self, module: ir.Module, func_name: str,
@@ -305,6 +338,15 @@ class GraphImporter(TorchOpEmitter):
             operands.append(self._argument(value, parg.real_type))
         val = node.meta.get("val")
         returns = list(schema.returns)
+        if len(returns) == 1 and isinstance(val, (tuple, list)) and val \
+                and all(isinstance(v, torch.Tensor) for v in val):
+            # `Tensor[]`: one list result, unpacked at once (the list's length is static).
+            op = self.emit_schema_op(schema, operands, [self.types.get("!torch.list<vtensor>")])
+            unpack = ir.Operation.create("torch.prim.ListUnpack", operands=[op.result],
+                                         results=[self.types.of_value(v) for v in val])
+            self.list_values[node] = op.result
+            self.values[node] = tuple(unpack.results)
+            return
         if len(returns) == 1 and not isinstance(val, (tuple, list)):
             result_types = [self.types.of_value(val)]
         else:

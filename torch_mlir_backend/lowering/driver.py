@@ -1,6 +1,9 @@
 """Torch dialect -> linalg-on-tensors: a linear walk over each function's ops, calling the rule
 registered for each op (see `registry.py`). Constants and lists become Python values that rules
-receive directly; tensors become builtin `tensor<...>` values.
+receive directly; tensors become builtin `tensor<...>` values. torch-mlir's generic form of an op
+its dialect does not define, `torch.operator "torch.aten.x.y"` (or `"aten.x.y"`), goes to the rule
+of `aten.x.y`; an op's `!torch.list<vtensor>` result is the list of tensors its rule returns,
+which `torch.prim.ListUnpack` splits.
 """
 from __future__ import annotations
 
@@ -26,6 +29,27 @@ REGION_LOWERINGS: dict = {}
 
 _CONSTANT_OPS = {"torch.constant.int", "torch.constant.float", "torch.constant.bool",
                  "torch.constant.str", "torch.constant.device", "torch.constant.none"}
+# A bool where the schema wants an int/float/Scalar: the importer converts it as torch-mlir does.
+_BOOL_CONVERSIONS = {"torch.aten.Int.bool", "torch.aten.Float.bool"}
+
+
+def torch_op_name(op: ir.Operation) -> str:
+    """The op's `torch.<ns>.<name>[.<overload>]`, also for the generic `torch.operator` form that
+    torch-mlir's importers give ops its dialect does not define: its `name` attribute, written
+    `torch.aten.x.y` (fx_importer) or `aten.x.y` (TorchScript importer)."""
+    name = op.name
+    if name != "torch.operator":
+        return name
+    named = ir.StringAttr(op.attributes["name"]).value
+    return named if named.startswith("torch.") else f"torch.{named}"
+
+
+def _list_unpack_of(value: ir.Value) -> Optional[ir.Operation]:
+    """The `torch.prim.ListUnpack` splitting a `!torch.list<vtensor>` result, if there is one."""
+    for use in value.uses:
+        if use.owner.name == "torch.prim.ListUnpack":
+            return use.owner
+    return None
 
 
 def torch_type_spec(t: ir.Type) -> Optional[TensorSpec]:
@@ -120,6 +144,26 @@ class FunctionLowering:
             self.values[op.results[0]] = _constant_value(op)
         elif name == "torch.prim.ListConstruct":
             self.values[op.results[0]] = [self.values[v] for v in op.operands]
+        elif name in _BOOL_CONVERSIONS:
+            value = self.values[op.operands[0]]
+            to_float = name == "torch.aten.Float.bool"
+            if not isinstance(value, ir.Value):
+                self.values[op.results[0]] = float(value) if to_float else int(value)
+            elif to_float:
+                self.values[op.results[0]] = arith.UIToFPOp(ir.F64Type.get(), value).result
+            else:
+                self.values[op.results[0]] = arith.ExtUIOp(ir.IntegerType.get_signless(64), value).result
+        elif name == "torch.prim.ListUnpack":
+            # The list result of a Tensor[]-returning op (split_with_sizes, unbind...).
+            elements = self.values[op.operands[0]]
+            if len(elements) != len(op.results):
+                raise CompileError(f"torch.prim.ListUnpack of {len(op.results)} values from a list "
+                                   f"of {len(elements)} at {user_source_line(op.location) or 'unknown location'}")
+            for old, new in zip(op.results, elements):
+                spec = torch_type_spec(old.type)
+                if spec is not None and isinstance(new, ir.Value):
+                    new = _match_type(new, builders.tensor_type(spec), "torch.prim.ListUnpack")
+                self.values[old] = new
         elif name == "torch.vtensor.literal":
             attr = op.attributes["value"]
             self.values[op.results[0]] = arith.ConstantOp(ir.DenseElementsAttr(attr).type, attr).result
@@ -152,12 +196,20 @@ class FunctionLowering:
     def _lower_with_rule(self, op: ir.Operation) -> None:
         in_specs = [torch_type_spec(v.type) for v in op.operands]
         location = op.location
-        rule = LOWERINGS.get(op.name)
+        op_name = torch_op_name(op)
+        rule = LOWERINGS.get(op_name)
         if rule is None:
-            raise UnsupportedOpError(_overload_name(op.name), "no lowering rule for this op",
+            raise UnsupportedOpError(_overload_name(op_name), "no lowering rule for this op",
                                      format_specs(in_specs), user_source_line(location))
-        ctx = LoweringContext(op.name, rule.target, in_specs,
-                              [torch_type_spec(r.type) for r in op.results], location, self.state)
+        # A `!torch.list<vtensor>` result (one list for several tensors): the rule returns the
+        # tensors, and sees the element types of the ListUnpack that splits the list as out_specs.
+        list_result = len(op.results) == 1 and str(op.results[0].type) == "!torch.list<vtensor>"
+        if list_result:
+            unpack = _list_unpack_of(op.results[0])
+            out_specs = [torch_type_spec(r.type) for r in unpack.results] if unpack is not None else []
+        else:
+            out_specs = [torch_type_spec(r.type) for r in op.results]
+        ctx = LoweringContext(op_name, rule.target, in_specs, out_specs, location, self.state)
         if self.symbolic_shapes:
             found = _LOC_NAME_RE.match(str(location))
             ctx.symbolic_in, ctx.symbolic_out = self.symbolic_shapes.get(found.group(1) if found else "", (None, None))
@@ -173,6 +225,14 @@ class FunctionLowering:
         except Exception as e:  # a bug in a rule: still a Python error naming the op, never a crash
             raise CompileError(f"lowering rule of {rule.target} failed on inputs ({format_specs(in_specs)}) "
                                f"at {ctx.source_line or 'unknown location'}: {type(e).__name__}: {e}") from e
+        if list_result:
+            if not isinstance(results, (tuple, list)) or (out_specs and len(results) != len(out_specs)):
+                raise CompileError(f"lowering rule of {rule.target} returned {results!r} for a list of "
+                                   f"{len(out_specs)} tensors")
+            self.values[op.results[0]] = [
+                _match_type(r, builders.tensor_type(spec), rule.target) if spec is not None else r
+                for r, spec in zip(results, out_specs or [None] * len(results))]
+            return
         if len(op.results) == 1 and not isinstance(results, (tuple, list)):
             results = [results]
         if len(results) != len(op.results):
@@ -221,7 +281,7 @@ def _blame_unverified(lowered: ir.Module, torch_module: ir.Module) -> str:
                 if source is None:
                     return f": {op.operation.name} at {user_source_line(op.location) or 'unknown location'}"
                 specs = [torch_type_spec(v.type) for v in source.operands]
-                return (f": the IR lowered from {_overload_name(source.name)} ({format_specs(specs)}) at "
+                return (f": the IR lowered from {_overload_name(torch_op_name(source))} ({format_specs(specs)}) at "
                         f"{user_source_line(source.location) or 'unknown location'}")
     return ""
 
