@@ -1,4 +1,5 @@
-"""Scans (lowering/scan.py) against eager: cumsum, cumprod, logcumsumexp on two shapes per dtype.
+"""Scans (lowering/scan.py) against eager: cumsum, cumprod, logcumsumexp, cummax, cummin (values and
+indices) on two shapes per dtype, and nonzero_static (built on a running count).
 
 Eager accumulates float32 scans in float64 and half-precision ones in float32, as we do, so
 float32 agrees to rounding; integer scans are exact."""
@@ -8,7 +9,8 @@ import torch
 from helpers import check, make_input
 from torch_mlir_backend.types import SUPPORTED_DTYPES
 
-COVERED = ["aten.cumsum.default", "aten.cumprod.default", "aten.logcumsumexp.default"]
+COVERED = ["aten.cumsum.default", "aten.cumprod.default", "aten.logcumsumexp.default", "aten.cummax.default",
+           "aten.cummin.default", "aten.nonzero_static.default"]
 
 DTYPES = [pytest.param(d, id=str(d).replace("torch.", "")) for d in SUPPORTED_DTYPES]
 FLOATS = [pytest.param(d, id=str(d).replace("torch.", ""))
@@ -64,3 +66,41 @@ def test_several_scans_with_equal_initial_values_in_one_graph():
     a, c = make_input((3, 6), torch.float32, seed=3), make_input((3, 6), torch.float32, seed=4)
     check(lambda a, c: (torch.cumsum(a, 1), torch.cumsum(c, 1), torch.cumsum(a, 1) * 2), a, c,
           atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cummax_and_cummin_with_ties(dtype):
+    # Few distinct values: eager takes the last of equal extremes (x >= running), as we do.
+    a, c = two(dtype, -2, 2)
+    check(lambda a, c: (torch.cummax(a, 1), torch.cummax(a, 0), torch.cummin(c, -1), torch.cummin(c, 1),
+                        torch.cummax(c, 0)), a, c, atol=0, rtol=0)
+
+
+def test_cummax_and_cummin_nan_and_infinities():
+    # A NaN is taken and sticks, each later NaN moving the index to itself.
+    inf, nan = float("inf"), float("nan")
+    x = torch.tensor([[1.0, nan, 2.0, nan, -1.0], [-inf, -inf, 3.0, inf, inf], [0.0, -0.0, 0.0, -1.0, nan]])
+    check(lambda x: (torch.cummax(x, 1), torch.cummin(x, 1), torch.cummax(x, 0), torch.cummin(x.double(), 0)),
+          x, atol=0, rtol=0)
+
+
+def test_cummax_of_0d_and_of_length_1():
+    check(lambda s, a: (torch.cummax(s, 0), torch.cummin(s, -1), torch.cummax(a, 1)),
+          torch.tensor(2.5), make_input((3, 1), torch.float32), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.uint8, torch.bool],
+                         ids=lambda d: str(d).replace("torch.", ""))
+def test_nonzero_static_truncates_and_pads(dtype):
+    x = make_input((3, 4, 5), dtype, -1, 2, seed=5)
+    v = make_input((7,), dtype, -1, 2, seed=6)
+    nonzeros = int(torch.count_nonzero(x))
+    check(lambda x, v: (torch.nonzero_static(x, size=nonzeros - 3), torch.nonzero_static(x, size=nonzeros),
+                        torch.nonzero_static(x, size=nonzeros + 4, fill_value=-9), torch.nonzero_static(v, size=9),
+                        torch.nonzero_static(x, size=0)), x, v, atol=0, rtol=0)
+
+
+def test_nonzero_static_of_0d_and_empty():
+    check(lambda s, z, e: (torch.nonzero_static(s, size=2), torch.nonzero_static(z, size=2, fill_value=5),
+                           torch.nonzero_static(e, size=3)),
+          torch.tensor(3.0), torch.tensor(0), torch.zeros(0, 4), atol=0, rtol=0)

@@ -155,3 +155,562 @@ def topk(ctx, x, k, dim=-1, largest=True, sorted=True):
     ctx.require(0 <= k <= size, f"k={k} is out of range for a dimension of size {size}")
     ctx.require(isinstance(largest, bool), "largest must be a compile-time bool")
     return _sort(ctx, x, dim, largest, k if rank else None)
+
+
+# ----- selection by rank: kthvalue, median, nanmedian, mode ----------------------------------
+# Each sorts (stably, NaN last) and reads one position per row. Eager's comparators order by
+# (value, index) for median/nanmedian, so ties give the smallest index, as a stable sort does.
+# kthvalue's quickselect and mode's std::sort give no promised index among equal values; rows of
+# at most 16 elements (std::sort's insertion-sort range) agree with the stable order for mode.
+
+def _sortable(x: ir.Value, dtype: torch.dtype) -> tuple[ir.Value, torch.dtype]:
+    """Bool rows are sorted as bytes (bool temporaries cannot live in buffers)."""
+    if dtype == torch.bool:
+        return b.cast_tensor(x, torch.bool, torch.uint8), torch.uint8
+    return x, dtype
+
+
+def _flat(x: ir.Value) -> ir.Value:
+    """A tensor as 1-D (row-major)."""
+    rank = ir.RankedTensorType(x.type).rank
+    if rank == 1:
+        return x
+    if rank == 0:
+        t = ir.RankedTensorType(x.type)
+        return b.expand_shape(x, ir.RankedTensorType.get([1], t.element_type), [], [1])
+    return b.collapse_shape(x, [list(range(rank))])
+
+
+def _is_nan(v: ir.Value) -> ir.Value:
+    return arith.CmpFOp(arith.CmpFPredicate.UNO, v, v).result
+
+
+def _row_static_size(ctx: LoweringContext, dim: int) -> int:
+    spec = ctx.in_specs[0]
+    size = spec.shape[dim] if spec.rank else 1
+    ctx.require(size is not None, f"{ctx.target} over a dynamic dimension is not supported")
+    return size
+
+
+@lowers(aten.kthvalue.default, dtypes=SORT_DTYPES)
+def kthvalue(ctx, x, k, dim=-1, keepdim=False):
+    dtype, rank = ctx.in_specs[0].dtype, ctx.in_specs[0].rank
+    k = ctx.static_int(k, "k")
+    d = _norm_dim(ctx, dim, rank)
+    size = _row_static_size(ctx, d)
+    ctx.require(1 <= k <= size, f"k={k} is out of range for a dimension of size {size}")
+    if rank == 0:
+        return _copy(x, dtype), b.full([], 0, torch.int64)
+    src, sort_dtype = _sortable(x, dtype)
+    values, indices = sort_along(src, d, sort_dtype, False)
+    sizes = b.sizes_of(values)
+    offsets = [0] * rank
+    offsets[d] = k - 1
+    sizes[d] = 1
+    drop = () if keepdim else (d,)
+    v = extract_slice(values, offsets, sizes, [1] * rank, drop)
+    i = extract_slice(indices, offsets, sizes, [1] * rank, drop)
+    return b.cast_tensor(v, sort_dtype, dtype), i
+
+
+def _copy(x: ir.Value, dtype: torch.dtype) -> ir.Value:
+    rank = ir.RankedTensorType(x.type).rank
+    return b.generic([x], [b.empty(b.sizes_of(x), dtype)], [b.identity_map(rank)] * 2, ["parallel"] * rank,
+                     lambda e, _: e)
+
+
+def _median_rows(x: ir.Value, dim: int, dtype: torch.dtype, ignore_nan: bool, keepdim: bool):
+    """(values, indices) of the median of each row along `dim`, as eager's median_with_indices:
+    median returns the first NaN of a row that has one; nanmedian takes the lower median of the
+    non-NaN values (position (n - nans - 1) / 2, truncated toward zero as C++ does)."""
+    rank = ir.RankedTensorType(x.type).rank
+    src, sort_dtype = _sortable(x, dtype)
+    values, indices = sort_along(src, dim, sort_dtype, False)
+    sizes = b.sizes_of(values)
+    n = b.as_index(sizes[dim])
+    i64 = ir.IntegerType.get_signless(64)
+    kept = [i for i in range(rank) if i != dim]
+    out_sizes = [sizes[i] for i in kept]
+    row_map = ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(i) for i in kept])
+    if b.is_float(dtype):
+        # NaNs per row; stable sorting put them last, in their original order.
+        count = b.full(out_sizes, 0, torch.int64)
+        nans = b.generic([values], [count], [b.identity_map(rank), row_map],
+                         ["reduction" if i == dim else "parallel" for i in range(rank)],
+                         lambda v, acc: arith.AddIOp(acc, arith.ExtUIOp(i64, _is_nan(v)).result).result)
+    else:
+        nans = None
+    out_rank = len(kept)
+    one, two, zero = b.index_constant(1), b.index_constant(2), b.index_constant(0)
+
+    def body(*args):
+        out_pos = [_iv(j) for j in range(out_rank)]
+        if nans is not None:
+            num_nan = arith.IndexCastOp(b.index_type(), args[0]).result
+        else:
+            num_nan = zero
+        if ignore_nan:
+            # (n - nans - 1) / 2 truncates toward zero: an all-NaN row reads position 0.
+            rest = arith.SubIOp(arith.SubIOp(n, num_nan).result, one).result
+            rest = arith.MaxSIOp(rest, zero).result
+            pos = arith.DivUIOp(rest, two).result
+        else:
+            median_pos = arith.DivUIOp(arith.SubIOp(n, one).result, two).result
+            has_nan = arith.CmpIOp(arith.CmpIPredicate.ne, num_nan, zero).result
+            pos = b.select(has_nan, arith.SubIOp(n, num_nan).result, median_pos)
+        src_pos = out_pos[:dim] + [pos] + out_pos[dim:]
+        return [tensor.ExtractOp(values, src_pos).result, tensor.ExtractOp(indices, src_pos).result]
+
+    outs = [b.empty(out_sizes, sort_dtype), b.empty(out_sizes, torch.int64)]
+    ins = [nans] if nans is not None else []
+    v, i = b.generic(ins, outs, [b.identity_map(out_rank)] * (len(ins) + 2), ["parallel"] * out_rank, body)
+    v = b.cast_tensor(v, sort_dtype, dtype)
+    if keepdim:
+        v, i = b.expand_dims(v, [dim], rank), b.expand_dims(i, [dim], rank)
+    return v, i
+
+
+def _median_dim(ctx, x, dim, keepdim, ignore_nan):
+    dtype, rank = ctx.in_specs[0].dtype, ctx.in_specs[0].rank
+    d = _norm_dim(ctx, dim, rank)
+    ctx.require(_row_static_size(ctx, d) > 0, "the median of an empty dimension is undefined")
+    ctx.require(isinstance(keepdim, bool), "keepdim must be a compile-time bool")
+    if rank == 0:
+        return _copy(x, dtype), b.full([], 0, torch.int64)
+    return _median_rows(x, d, dtype, ignore_nan, keepdim)
+
+
+def _median_all(ctx, x, ignore_nan):
+    spec = ctx.in_specs[0]
+    ctx.require(all(s is not None for s in spec.shape), f"{ctx.target} of a dynamic shape is not supported")
+    ctx.require(all(spec.shape), "the median of an empty tensor is undefined")
+    v, _ = _median_rows(_flat(x), 0, spec.dtype, ignore_nan, False)
+    return v
+
+
+MEDIAN_DTYPES = FLOAT_DTYPES + INT_DTYPES
+
+
+@lowers(aten.median.default, dtypes=MEDIAN_DTYPES)
+def median(ctx, x):
+    return _median_all(ctx, x, False)
+
+
+@lowers(aten.nanmedian.default, dtypes=MEDIAN_DTYPES)
+def nanmedian(ctx, x):
+    return _median_all(ctx, x, True)
+
+
+@lowers(aten.median.dim, dtypes=MEDIAN_DTYPES)
+def median_dim(ctx, x, dim, keepdim=False):
+    return _median_dim(ctx, x, dim, keepdim, False)
+
+
+@lowers(aten.nanmedian.dim, dtypes=MEDIAN_DTYPES)
+def nanmedian_dim(ctx, x, dim, keepdim=False):
+    return _median_dim(ctx, x, dim, keepdim, True)
+
+
+@lowers(aten.mode.default, dtypes=SORT_DTYPES)
+def mode(ctx, x, dim=-1, keepdim=False):
+    """Eager's mode kernel: sort the row, walk its runs of equal values, keep the first run
+    (the smallest value) of strictly greatest length and the source index of its last element."""
+    dtype, rank = ctx.in_specs[0].dtype, ctx.in_specs[0].rank
+    d = _norm_dim(ctx, dim, rank)
+    size = _row_static_size(ctx, d)
+    ctx.require(size > 0, "the mode of an empty dimension is undefined")
+    ctx.require(isinstance(keepdim, bool), "keepdim must be a compile-time bool")
+    if rank == 0:
+        return _copy(x, dtype), b.full([], 0, torch.int64)
+    src, sort_dtype = _sortable(x, dtype)
+    values, indices = sort_along(src, d, sort_dtype, False)
+    sizes = b.sizes_of(values)
+    kept = [i for i in range(rank) if i != d]
+    out_sizes = [sizes[i] for i in kept]
+    out_rank = len(kept)
+    i64 = ir.IntegerType.get_signless(64)
+    n = b.index_constant(size)
+    one = b.index_constant(1)
+
+    # The walk carries (run length, best length, best value, best index) from one position to
+    # the next: an scf.for over the row, as scans are, each step one parallel generic over the
+    # other dimensions that updates the carried tensors in place.
+    state0 = [b.full(out_sizes, 0, torch.int64), b.full(out_sizes, 0, torch.int64),
+              b.full(out_sizes, 0, sort_dtype), b.full(out_sizes, 0, torch.int64)]
+    loop = scf.ForOp(b.index_constant(0), n, one, state0)
+    with ir.InsertionPoint(loop.body):
+        k = loop.induction_variable
+        run, best, best_v, best_i = loop.inner_iter_args
+        last = arith.CmpIOp(arith.CmpIPredicate.eq, arith.AddIOp(k, one).result, n).result
+        nxt = b.select(last, k, arith.AddIOp(k, one).result)
+
+        def step(run_e, best_e, best_v_e, best_i_e):
+            pos = [_iv(j) for j in range(out_rank)]
+            here = pos[:d] + [k] + pos[d:]
+            there = pos[:d] + [nxt] + pos[d:]
+            v = tensor.ExtractOp(values, here).result
+            w = tensor.ExtractOp(values, there).result
+            if b.is_float(sort_dtype):
+                differs = arith.CmpFOp(arith.CmpFPredicate.UNE, v, w).result
+            else:
+                differs = arith.CmpIOp(arith.CmpIPredicate.ne, v, w).result
+            run_end = arith.OrIOp(last, differs).result
+            length = arith.AddIOp(run_e, _i64c(1)).result
+            better = arith.AndIOp(run_end, arith.CmpIOp(arith.CmpIPredicate.sgt, length, best_e).result).result
+            return [b.select(run_end, _i64c(0), length), b.select(better, length, best_e),
+                    b.select(better, v, best_v_e),
+                    b.select(better, tensor.ExtractOp(indices, here).result, best_i_e)]
+
+        new = b.generic([], [run, best, best_v, best_i], [b.identity_map(out_rank)] * 4,
+                        ["parallel"] * out_rank, step)
+        scf.YieldOp(new)
+    v, i = loop.results[2], loop.results[3]
+    v = b.cast_tensor(v, sort_dtype, dtype)
+    if keepdim:
+        v, i = b.expand_dims(v, [d], rank), b.expand_dims(i, [d], rank)
+    return v, i
+
+
+def _i64c(value: int) -> ir.Value:
+    return arith.ConstantOp(ir.IntegerType.get_signless(64), value).result
+
+
+# ----- searching sorted sequences: bucketize, searchsorted -------------------------------------
+SEARCH_DTYPES = FLOAT_DTYPES + INT_DTYPES
+
+
+def _below(bound: ir.Value, x: ir.Value, dtype: torch.dtype, right: bool) -> ir.Value:
+    """Whether eager's binary search moves past `bound` looking for `x`: `!(bound >= x)` for the
+    lower bound, `!(bound > x)` for the upper one (`right`); so a NaN `x` lands after every bound."""
+    if b.is_float(dtype):
+        pred = arith.CmpFPredicate.ULE if right else arith.CmpFPredicate.ULT
+        return arith.CmpFOp(pred, bound, x).result
+    if b.is_unsigned(dtype):
+        pred = arith.CmpIPredicate.ule if right else arith.CmpIPredicate.ult
+    else:
+        pred = arith.CmpIPredicate.sle if right else arith.CmpIPredicate.slt
+    return arith.CmpIOp(pred, bound, x).result
+
+
+def _search(ctx: LoweringContext, seq: ir.Value, seq_dtype: torch.dtype, x, x_dtype: torch.dtype,
+            right: bool, sorter=None) -> ir.Value:
+    """For each element of `x` (a tensor, or a scalar giving a 0-d result), the number of
+    elements of its row of `seq` (sorted along the last dimension; 1-D, or with `x`'s leading
+    dimensions) that the binary search passes: a counting reduction over the row, which equals
+    the search's answer on a sorted row."""
+    out = ctx.out_spec.dtype
+    compute = torch.promote_types(seq_dtype, x_dtype)
+    seq_rank = ir.RankedTensorType(seq.type).rank
+    x_is_tensor = isinstance(x, ir.Value) and isinstance(x.type, ir.RankedTensorType)
+    x_rank = ir.RankedTensorType(x.type).rank if x_is_tensor else 0
+    ctx.require(seq_rank == 1 or seq_rank == x_rank,
+                "the sorted sequence must be 1-D or have the input's leading dimensions")
+    if sorter is not None:
+        seq = _gather_last(seq, sorter)
+    rank = x_rank + 1
+    out_sizes = b.sizes_of(x) if x_is_tensor else []
+    x_map = ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(i) for i in range(x_rank)])
+    seq_dims = [x_rank] if seq_rank == 1 else list(range(x_rank - 1)) + [x_rank]
+    seq_map = ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(i) for i in seq_dims])
+    zero = b.full(out_sizes, 0, out)
+    scalar = None if x_is_tensor else b.scalar_operand(x, compute)
+
+    def body(*args):
+        if x_is_tensor:
+            e, bound, acc = args
+            e = b.convert(e, x_dtype, compute)
+        else:
+            bound, acc = args
+            e = scalar
+        passed = _below(b.convert(bound, seq_dtype, compute), e, compute, right)
+        return arith.AddIOp(acc, b.convert(passed, torch.bool, out)).result
+
+    ins = ([x] if x_is_tensor else []) + [seq]
+    maps = ([x_map] if x_is_tensor else []) + [seq_map, x_map]
+    return b.generic(ins, [zero], maps, ["parallel"] * x_rank + ["reduction"], body)
+
+
+def _gather_last(seq: ir.Value, sorter: ir.Value) -> ir.Value:
+    """seq[..., sorter[..., j]]: the sequence in the order `sorter` gives."""
+    rank = ir.RankedTensorType(seq.type).rank
+
+    def body(s, _):
+        pos = [_iv(i) for i in range(rank)]
+        pos[-1] = arith.IndexCastOp(b.index_type(), s).result
+        return tensor.ExtractOp(seq, pos).result
+
+    out = b.empty(b.sizes_of(sorter), _dtype_of(seq))
+    return b.generic([sorter], [out], [b.identity_map(rank)] * 2, ["parallel"] * rank, body)
+
+
+def _dtype_of(value: ir.Value) -> torch.dtype:
+    text = str(ir.RankedTensorType(value.type).element_type)
+    return {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16, "bf16": torch.bfloat16,
+            "i64": torch.int64, "i32": torch.int32, "i16": torch.int16, "i8": torch.int8}[text]
+
+
+def _right_side(ctx: LoweringContext, right, side) -> bool:
+    ctx.require(isinstance(right, bool), "right must be a compile-time bool")
+    ctx.require(side in (None, "left", "right"), f"side must be 'left' or 'right', got {side!r}")
+    ctx.require(not (right and side == "left"), "side='left' contradicts right=True")
+    return right or side == "right"
+
+
+def _scalar_search_dtype(seq_dtype: torch.dtype, value) -> torch.dtype:
+    """Eager searches a scalar as a 0-d double/long tensor (not a wrapped number), promoted with
+    the 1-D sequence by the usual rule for 0-d operands."""
+    if isinstance(value, ir.Value):
+        scalar = b._dtype_of_scalar_type(value.type)
+    else:
+        scalar = torch.float64 if isinstance(value, float) else torch.int64
+    return torch.result_type(torch.empty(1, dtype=seq_dtype), torch.empty((), dtype=scalar))
+
+
+@lowers(aten.bucketize.Tensor, dtypes=SEARCH_DTYPES)
+def bucketize(ctx, x, boundaries, out_int32=False, right=False):
+    ctx.require(ctx.in_specs[1].rank == 1, "boundaries must be 1-D")
+    return _search(ctx, boundaries, ctx.in_specs[1].dtype, x, ctx.in_specs[0].dtype, _right_side(ctx, right, None))
+
+
+@lowers(aten.bucketize.Scalar, dtypes=SEARCH_DTYPES)
+def bucketize_scalar(ctx, x, boundaries, out_int32=False, right=False):
+    seq_spec = ctx.in_specs[1]
+    ctx.require(seq_spec.rank == 1, "boundaries must be 1-D")
+    x_dtype = _scalar_search_dtype(seq_spec.dtype, x)
+    return _search(ctx, boundaries, seq_spec.dtype, x, x_dtype, _right_side(ctx, right, None))
+
+
+@lowers(aten.searchsorted.Tensor, dtypes=SEARCH_DTYPES)
+def searchsorted(ctx, seq, x, out_int32=False, right=False, side=None, sorter=None):
+    return _search(ctx, seq, ctx.in_specs[0].dtype, x, ctx.in_specs[1].dtype, _right_side(ctx, right, side), sorter)
+
+
+@lowers(aten.searchsorted.Scalar, dtypes=SEARCH_DTYPES)
+def searchsorted_scalar(ctx, seq, x, out_int32=False, right=False, side=None, sorter=None):
+    seq_spec = ctx.in_specs[0]
+    ctx.require(seq_spec.rank == 1, "a scalar is searched in a 1-D sorted sequence only")
+    x_dtype = _scalar_search_dtype(seq_spec.dtype, x)
+    return _search(ctx, seq, seq_spec.dtype, x, x_dtype, _right_side(ctx, right, side), sorter)
+
+
+# ----- histograms: histc, histogram -------------------------------------------------------------
+# As eager's histogramdd kernel: an element outside [first edge, last edge] (or NaN) is skipped;
+# its bin is found by linear interpolation between the outer edges (histc), refined by a search
+# among the neighbouring edges (histogram with a bin count) or by a search of all edges
+# (histogram with given edges); the last bin includes its right edge. Each element's bin is one
+# parallel generic, the counts a reduction over the elements per bin.
+HIST_DTYPES = (torch.float32, torch.float64)
+
+
+def _scalar_of(t: ir.Value) -> ir.Value:
+    return tensor.ExtractOp(t, []).result
+
+
+def _data_range(x: ir.Value, dtype: torch.dtype) -> tuple[ir.Value, ir.Value]:
+    """(min, max) of all elements as f64 scalars (NaN if any element is NaN, as aminmax)."""
+    rank = ir.RankedTensorType(x.type).rank
+    lo = b.reduce(x, list(range(rank)), False, float("inf"), dtype, lambda e, a: b.min_value(e, a, dtype))
+    hi = b.reduce(x, list(range(rank)), False, float("-inf"), dtype, lambda e, a: b.max_value(e, a, dtype))
+    return (b.convert(_scalar_of(lo), dtype, torch.float64), b.convert(_scalar_of(hi), dtype, torch.float64))
+
+
+def _widen_if_equal(lo: ir.Value, hi: ir.Value, by: float) -> tuple[ir.Value, ir.Value]:
+    same = arith.CmpFOp(arith.CmpFPredicate.OEQ, lo, hi).result
+    d = b.constant(by, torch.float64)
+    return (b.select(same, arith.SubFOp(lo, d).result, lo), b.select(same, arith.AddFOp(hi, d).result, hi))
+
+
+def _linspace_edges(lo: ir.Value, hi: ir.Value, bins: int, dtype: torch.dtype) -> ir.Value:
+    """bins + 1 edges as eager's linspace: start + step * i for the first half, end - step *
+    (steps - 1 - i) for the second, in the result dtype."""
+    steps = bins + 1
+    start, end = b.convert(lo, torch.float64, dtype), b.convert(hi, torch.float64, dtype)
+    step = arith.DivFOp(arith.SubFOp(end, start).result, b.constant(float(bins), dtype)).result
+    i64 = ir.IntegerType.get_signless(64)
+
+    def body(_):
+        i = arith.IndexCastOp(i64, _iv(0)).result
+        first_half = arith.CmpIOp(arith.CmpIPredicate.slt, i, _i64c(steps // 2)).result
+        from_start = arith.AddFOp(start, arith.MulFOp(step, b.convert(i, torch.int64, dtype)).result).result
+        back = arith.SubIOp(_i64c(steps - 1), i).result
+        from_end = arith.SubFOp(end, arith.MulFOp(step, b.convert(back, torch.int64, dtype)).result).result
+        return b.select(first_half, from_start, from_end)
+
+    return b.generic([], [b.empty([steps], dtype)], [b.identity_map(1)], ["parallel"], body)
+
+
+def _bins_by_interpolation(x: ir.Value, dtype: torch.dtype, edges: ir.Value, bins: int,
+                           local_search: bool) -> ir.Value:
+    """Each element's bin (int64; -1 when skipped)."""
+    rank = ir.RankedTensorType(x.type).rank
+    first = tensor.ExtractOp(edges, [b.index_constant(0)]).result
+    last = tensor.ExtractOp(edges, [b.index_constant(bins)]).result
+    width = arith.SubFOp(last, first).result
+    nbins = b.constant(float(bins), dtype)
+
+    def body(e, _):
+        inside = arith.AndIOp(arith.CmpFOp(arith.CmpFPredicate.OGE, e, first).result,
+                              arith.CmpFOp(arith.CmpFPredicate.OLE, e, last).result).result
+        scaled = arith.DivFOp(arith.MulFOp(arith.SubFOp(e, first).result, nbins).result, width).result
+        # Skipped elements may scale to anything (NaN, huge): clamp before converting.
+        scaled = b.select(inside, scaled, b.constant(0.0, dtype))
+        pos = b.convert(scaled, dtype, torch.int64)
+        if local_search:
+            # upper_bound over edges[max(0, pos - 1) : min(pos + 2, bins + 1)], minus one.
+            lo = arith.MaxSIOp(arith.SubIOp(pos, _i64c(1)).result, _i64c(0)).result
+            found = arith.SubIOp(lo, _i64c(1)).result
+            for j in range(3):
+                at = arith.AddIOp(lo, _i64c(j)).result
+                valid = arith.CmpIOp(arith.CmpIPredicate.slt, at, arith.MinSIOp(arith.AddIOp(pos, _i64c(2)).result, _i64c(bins + 1)).result).result
+                safe = b.select(valid, at, _i64c(0))
+                edge = tensor.ExtractOp(edges, [arith.IndexCastOp(b.index_type(), safe).result]).result
+                not_above = arith.AndIOp(valid, arith.CmpFOp(arith.CmpFPredicate.OLE, edge, e).result).result
+                found = arith.AddIOp(found, arith.ExtUIOp(ir.IntegerType.get_signless(64), not_above).result).result
+            pos = found
+        at_end = arith.CmpIOp(arith.CmpIPredicate.eq, pos, _i64c(bins)).result
+        pos = b.select(at_end, _i64c(bins - 1), pos)
+        return b.select(inside, pos, _i64c(-1))
+
+    return b.generic([x], [b.empty(b.sizes_of(x), torch.int64)], [b.identity_map(rank)] * 2,
+                     ["parallel"] * rank, body)
+
+
+def _bins_by_search(x: ir.Value, dtype: torch.dtype, edges: ir.Value, n_edges: int) -> ir.Value:
+    """Each element's bin among arbitrary sorted edges: upper_bound(edges, x) - 1 (int64; -1 when
+    skipped), the upper bound as a count of edges <= x."""
+    rank = ir.RankedTensorType(x.type).rank
+    count = b.generic([x, edges], [b.full(b.sizes_of(x), 0, torch.int64)],
+                      [ir.AffineMap.get(rank + 1, 0, [ir.AffineDimExpr.get(i) for i in range(rank)]),
+                       ir.AffineMap.get(rank + 1, 0, [ir.AffineDimExpr.get(rank)]),
+                       ir.AffineMap.get(rank + 1, 0, [ir.AffineDimExpr.get(i) for i in range(rank)])],
+                      ["parallel"] * rank + ["reduction"],
+                      lambda e, edge, acc: arith.AddIOp(acc, arith.ExtUIOp(
+                          ir.IntegerType.get_signless(64),
+                          arith.CmpFOp(arith.CmpFPredicate.OLE, edge, e).result).result).result)
+    first = tensor.ExtractOp(edges, [b.index_constant(0)]).result
+    last = tensor.ExtractOp(edges, [b.index_constant(n_edges - 1)]).result
+
+    def body(e, c, _):
+        inside = arith.AndIOp(arith.CmpFOp(arith.CmpFPredicate.OGE, e, first).result,
+                              arith.CmpFOp(arith.CmpFPredicate.OLE, e, last).result).result
+        pos = arith.SubIOp(c, _i64c(1)).result
+        pos = b.select(arith.CmpIOp(arith.CmpIPredicate.eq, pos, _i64c(n_edges - 1)).result,
+                       _i64c(n_edges - 2), pos)
+        return b.select(inside, pos, _i64c(-1))
+
+    return b.generic([x, count], [b.empty(b.sizes_of(x), torch.int64)], [b.identity_map(rank)] * 3,
+                     ["parallel"] * rank, body)
+
+
+def _count_bins(positions: ir.Value, bins: int, dtype: torch.dtype, weight=None) -> ir.Value:
+    """hist[k] = number (or total weight) of elements whose bin is k, in the input dtype."""
+    rank = ir.RankedTensorType(positions.type).rank
+    elems = ir.AffineMap.get(rank + 1, 0, [ir.AffineDimExpr.get(i + 1) for i in range(rank)])
+    out_map = ir.AffineMap.get(rank + 1, 0, [ir.AffineDimExpr.get(0)])
+    i64 = ir.IntegerType.get_signless(64)
+
+    def body(pos, *rest):
+        acc = rest[-1]
+        w = rest[0] if weight is not None else b.constant(1.0, dtype)
+        here = arith.CmpIOp(arith.CmpIPredicate.eq, pos, arith.IndexCastOp(i64, _iv(0)).result).result
+        return b.select(here, arith.AddFOp(acc, w).result, acc)
+
+    ins = [positions] + ([weight] if weight is not None else [])
+    return b.generic(ins, [b.full([bins], 0.0, dtype)], [elems] * len(ins) + [out_map],
+                     ["parallel"] + ["reduction"] * rank, body)
+
+
+def _density(hist: ir.Value, edges: ir.Value, bins: int, dtype: torch.dtype) -> ir.Value:
+    """hist / sum(hist) / bin width, as eager's histogramdd with density=True."""
+    total = _scalar_of(b.reduce(hist, [0], False, 0.0, dtype, lambda e, a: arith.AddFOp(e, a).result))
+
+    def body(h, _):
+        k = _iv(0)
+        left = tensor.ExtractOp(edges, [k]).result
+        right = tensor.ExtractOp(edges, [arith.AddIOp(k, b.index_constant(1)).result]).result
+        return arith.DivFOp(arith.DivFOp(h, total).result, arith.SubFOp(right, left).result).result
+
+    return b.generic([hist], [b.empty([bins], dtype)], [b.identity_map(1)] * 2, ["parallel"], body)
+
+
+def _static_number(ctx: LoweringContext, value, what: str) -> float:
+    ctx.require(isinstance(value, (int, float)) and not isinstance(value, bool),
+                f"{what} must be a compile-time number, got {value!r}")
+    return float(value)
+
+
+@lowers(aten.histc.default, dtypes=HIST_DTYPES)
+def histc(ctx, x, bins=100, min=0, max=0):
+    dtype = ctx.in_specs[0].dtype
+    bins = ctx.static_int(bins, "bins")
+    ctx.require(bins > 0, f"bins must be positive, got {bins}")
+    lo, hi = _static_number(ctx, min, "min"), _static_number(ctx, max, "max")
+    ctx.require(all(s is not None for s in ctx.in_specs[0].shape), "histc of a dynamic shape is not supported")
+    ctx.require(lo <= hi, "max must be larger than min")
+    numel = 1
+    for s in ctx.in_specs[0].shape:
+        numel *= s
+    # Eager checks the range is finite when it is known here; one taken from the data is not
+    # checked (a NaN or infinite element then gives a histogram of zeros instead of an error).
+    if lo == hi and numel > 0:
+        lo_v, hi_v = _data_range(x, dtype)
+    else:
+        ctx.require(lo == hi or (abs(lo) != float("inf") and abs(hi) != float("inf")),
+                    f"range of [{lo}, {hi}] is not finite")
+        lo_v, hi_v = b.constant(lo, torch.float64), b.constant(hi, torch.float64)
+    lo_v, hi_v = _widen_if_equal(lo_v, hi_v, 1.0)
+    edges = _linspace_edges(lo_v, hi_v, bins, dtype)
+    return _count_bins(_bins_by_interpolation(x, dtype, edges, bins, False), bins, dtype)
+
+
+def _weight_spec_ok(ctx, weight, operand: int) -> None:
+    if weight is not None:
+        spec = ctx.in_specs[operand]
+        ctx.require(spec is not None and spec.shape == ctx.in_specs[0].shape and spec.dtype == ctx.in_specs[0].dtype,
+                    "weight must have the input's shape and dtype")
+
+
+@lowers(aten.histogram.bin_ct, dtypes=HIST_DTYPES)
+def histogram_bin_ct(ctx, x, bins=100, range=None, weight=None, density=False):
+    dtype = ctx.in_specs[0].dtype
+    bins = ctx.static_int(bins, "bins")
+    ctx.require(bins > 0, f"bins must be positive, got {bins}")
+    ctx.require(isinstance(density, bool), "density must be a compile-time bool")
+    ctx.require(all(s is not None for s in ctx.in_specs[0].shape), "histogram of a dynamic shape is not supported")
+    _weight_spec_ok(ctx, weight, 3)
+    numel = 1
+    for s in ctx.in_specs[0].shape:
+        numel *= s
+    if range is not None:
+        ctx.require(len(range) == 2, "range must hold two numbers")
+        lo, hi = (_static_number(ctx, r, "range") for r in range)
+        ctx.require(lo <= hi and abs(lo) != float("inf") and abs(hi) != float("inf"),
+                    f"range of [{lo}, {hi}] is not finite or not increasing")
+        lo_v, hi_v = b.constant(lo, torch.float64), b.constant(hi, torch.float64)
+    elif numel > 0:
+        lo_v, hi_v = _data_range(x, dtype)
+    else:
+        lo_v, hi_v = b.constant(0.0, torch.float64), b.constant(0.0, torch.float64)
+    # numpy's rule: an empty range becomes one unit wide.
+    lo_v, hi_v = _widen_if_equal(lo_v, hi_v, 0.5)
+    edges = _linspace_edges(lo_v, hi_v, bins, dtype)
+    hist = _count_bins(_bins_by_interpolation(x, dtype, edges, bins, True), bins, dtype, weight)
+    if density:
+        hist = _density(hist, edges, bins, dtype)
+    return hist, edges
+
+
+@lowers(aten.histogram.bins_tensor, dtypes=HIST_DTYPES)
+def histogram_bins_tensor(ctx, x, bins, weight=None, density=False):
+    dtype = ctx.in_specs[0].dtype
+    edge_spec = ctx.in_specs[1]
+    ctx.require(edge_spec.rank == 1 and edge_spec.shape[0] is not None and edge_spec.shape[0] >= 2,
+                "bins must be a 1-D tensor of at least two edges with a static size")
+    ctx.require(edge_spec.dtype == dtype, "bins must have the input's dtype")
+    ctx.require(isinstance(density, bool), "density must be a compile-time bool")
+    _weight_spec_ok(ctx, weight, 2)
+    n_edges = edge_spec.shape[0]
+    hist = _count_bins(_bins_by_search(x, dtype, bins, n_edges), n_edges - 1, dtype, weight)
+    if density:
+        hist = _density(hist, bins, n_edges - 1, dtype)
+    return hist, _copy(bins, dtype)
