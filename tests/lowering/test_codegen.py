@@ -215,3 +215,35 @@ def test_plain_loops_pipeline_still_matches_eager(monkeypatch):
     with torch.no_grad():
         check(mlp, torch.randn(4, 32), atol=1e-5, rtol=1e-5)
         check(cnn, torch.randn(2, 3, 16, 16), atol=1e-4, rtol=1e-4)
+
+
+_ROW_MAX = """
+func.func @main(%a: tensor<4x64xf32>) -> tensor<4xf32> {
+  %ninf = arith.constant 0xFF800000 : f32
+  %init = tensor.empty() : tensor<4xf32>
+  %acc = linalg.fill ins(%ninf : f32) outs(%init : tensor<4xf32>) -> tensor<4xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>],
+                       iterator_types = ["parallel", "reduction"]} ins(%a : tensor<4x64xf32>) outs(%acc : tensor<4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %m = arith.maximumf %in, %out : f32
+    linalg.yield %m : f32
+  } -> tensor<4xf32>
+  return %r : tensor<4xf32>
+}
+"""
+
+
+def test_float_min_max_become_llvm_intrinsics_with_eager_semantics():
+    """arith-expand would turn them into compare/select chains LLVM does not vectorize as
+    reductions; the intrinsics keep NaN propagation (values compared with atol=0)."""
+    after = _module_after(_ROW_MAX, "min-max-intrinsics", threads=1)
+    assert "llvm.intr.maximum" in after and "arith.maximumf" not in after
+    x = make_input((4, 64), F32, seed=11)
+    x[1, 7] = float("nan")
+    x[2] = -0.0
+    x[2, 5] = 0.0
+    y = make_input((4, 64), F32, seed=12)
+    y[0, :3] = torch.tensor([float("nan"), 0.0, -0.0])
+    x[0, :3] = torch.tensor([1.0, -0.0, 0.0])
+    check(lambda a, b: (a.amax(-1), a.amin(-1), torch.maximum(a, b), torch.minimum(a, b), a.clamp(-1, 1)),
+          x, y, atol=0, rtol=0)

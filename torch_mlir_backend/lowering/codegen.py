@@ -507,6 +507,36 @@ def approximate_exp_erf(module: ir.Module) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# float min/max as LLVM intrinsics
+# ------------------------------------------------------------------------------------------------
+
+_MIN_MAX_INTRINSICS = {"arith.maximumf": "llvm.intr.maximum", "arith.minimumf": "llvm.intr.minimum",
+                       "arith.maxnumf": "llvm.intr.maxnum", "arith.minnumf": "llvm.intr.minnum"}
+
+
+def min_max_to_intrinsics(module: ir.Module) -> None:
+    """f32/f64 `arith.maximumf` & co. -> the LLVM intrinsics `convert-arith-to-llvm` would make
+    of them (same semantics: NaN-propagating maximum, -0 < +0), before `lower-math` runs
+    `arith-expand`, which would otherwise expand them into compare/select chains. LLVM's loop
+    vectorizer turns a reduction over the intrinsic into vector code (a max over rows of
+    [256, 1024]: 3.9 ms -> 0.15 ms on one thread); over the expanded chain it stays scalar."""
+    floats = (ir.F32Type.get(), ir.F64Type.get())
+    found = []
+
+    def collect(op):
+        if op.name in _MIN_MAX_INTRINSICS and op.results[0].type in floats:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for op in found:
+        intrinsic = ir.Operation.create(_MIN_MAX_INTRINSICS[op.name], results=[op.results[0].type],
+                                        operands=list(op.operands), loc=op.location, ip=ir.InsertionPoint(op))
+        op.results[0].replace_all_uses_with(intrinsic.results[0])
+        op.erase()
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 def mark_noalias_arguments(module: ir.Module) -> None:

@@ -854,6 +854,8 @@ def _fast_codegen_stages(threads: int, blas: bool) -> list:
     codegen_stages += [
         Stage("noalias-arguments", codegen.mark_noalias_arguments, "@main's buffers never overlap a written one"),
         Stage("approximate-exp-erf", codegen.approximate_exp_erf, "f32 exp/erf as vectorizable polynomials"),
+        Stage("min-max-intrinsics", codegen.min_max_to_intrinsics,
+              "float min/max as LLVM intrinsics (arith-expand's compare/select chains do not vectorize)"),
         Stage("generate-loops", codegen.generate_loops_text(threads),
               "linalg -> scf loops (parallel dims as scf.parallel when threads > 1)"),
     ]
