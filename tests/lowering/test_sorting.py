@@ -3,8 +3,9 @@
 mode); searches of sorted sequences (bucketize, searchsorted) and histograms (histc, histogram).
 Values and indices are exact, except histogram densities (float rounding).
 
-Our sort is stable. Tests of `sort.default`, `topk` and `kthvalue` use distinct values, since
-eager does not promise an order for equal ones there (std::sort and quickselect); `stable=True`,
+Eager's unstable sort is libstdc++'s std::sort, which we replay: `test_unstable_sort_ties_as_eager`
+checks rows longer than 16 with many ties. Tests of `topk` and `kthvalue` use distinct values,
+since eager's order of equal ones there is its partial sort's or quickselect's; `stable=True`,
 median (eager orders by value, then index) and mode (rows of at most 16 elements, where eager's
 std::sort is an insertion sort, hence stable) tests have many ties."""
 import pytest
@@ -182,3 +183,27 @@ def test_histogram(dtype):
                            torch.histogram(x, e), torch.histogram(x, e, weight=w, density=True),
                            torch.histogram(torch.full_like(x, 0.25), 3)),
           x, w, edges, atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+def ties(shape, dtype, seed):
+    """Values 0..3 only (bool: 0..1)."""
+    x = make_input(shape, dtype, 0, 3, seed=seed)
+    return x.round() if dtype.is_floating_point else x
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.uint8, torch.bool],
+                         ids=lambda d: str(d).replace("torch.", ""))
+def test_unstable_sort_ties_as_eager(dtype):
+    # Rows longer than 16 with few distinct values: eager's std::sort leaves equal keys in an
+    # order that is not the stable one; we replay it, so the indices match.
+    a, c, v = ties((3, 50), dtype, 16), ties((40, 2, 3), dtype, 17), ties((300,), dtype, 18)
+    check(lambda a, c, v: (torch.sort(a, 1), torch.sort(a, 1, descending=True), torch.argsort(c, 0),
+                           torch.sort(c, dim=0, descending=True, stable=False), torch.argsort(v)),
+          a, c, v, **EXACT)
+
+
+def test_unstable_sort_nan_ties_as_eager():
+    x = ties((2, 37), torch.float64, 19)
+    x[0, ::7] = NAN
+    x[1, 3::5] = NAN
+    check(lambda x: (torch.sort(x, 1), torch.sort(x, 1, descending=True)), x, **EXACT)

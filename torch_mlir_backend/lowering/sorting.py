@@ -1,17 +1,21 @@
-"""Sorting along one dimension: sort (default and stable overloads) and topk (argsort reaches us
-as sort).
+"""Sorting along one dimension and what is built on it: sort (default and stable overloads),
+topk (argsort and msort reach us as sort); kthvalue, median, nanmedian, mode; searches of sorted
+sequences (bucketize, searchsorted); histograms (histc, histogram).
 
-Odd-even transposition sort: pass p compares the neighbours (i, i+1) for every i of parity
-p % 2 and swaps them when strictly out of order; n passes sort n elements. Each pass is one
-`linalg.generic` over the whole tensor (all other dimensions and all pairs in parallel) that
+Stable sort: odd-even transposition sort. Pass p compares the neighbours (i, i+1) for every i of
+parity p % 2 and swaps them when strictly out of order; n passes sort n elements. Each pass is
+one `linalg.generic` over the whole tensor (all other dimensions and all pairs in parallel) that
 reads its partner with `tensor.extract`, and carries the values and their int64 indices. The
 passes run in a tensor-level `scf.for` whose loop-carried tensors are each pass's destinations,
-so they are updated in place; partners are read from a copy taken before the pass. Work is O(n^2) per sorted row: fine for the row lengths models sort (top-k
-over vocabularies of a few thousand is the upper end).
+so they are updated in place; partners are read from a copy taken before the pass. Work is
+O(n^2) per sorted row: fine for the row lengths models sort (top-k over vocabularies of a few
+thousand is the upper end). Only strictly out-of-order neighbours are swapped, so equal elements
+keep their order.
 
-Only strictly out-of-order neighbours are swapped, so equal elements keep their order: the
-sort is stable, as eager's CPU sort is. NaN compares greater than every number (eager puts NaN
-last in ascending order and first in descending order, and topk counts NaN as the largest).
+Unstable sort (`stable=False`, the default): eager runs libstdc++'s std::sort, whose order of
+equal keys is not the stable one for rows longer than 16; we replay it (`std_sort_along`, see
+there) so indices match eager's. NaN compares greater than every number (eager puts NaN last in
+ascending order and first in descending order, and topk counts NaN as the largest).
 """
 from __future__ import annotations
 
@@ -111,7 +115,7 @@ def sort_along(x: ir.Value, dim: int, dtype: torch.dtype, descending: bool) -> t
     return loop.results[0], loop.results[1]
 
 
-def _sort(ctx: LoweringContext, x: ir.Value, dim, descending, k=None):
+def _sort(ctx: LoweringContext, x: ir.Value, dim, descending, k=None, stable=True):
     dtype = ctx.in_specs[0].dtype
     rank = ctx.in_specs[0].rank
     dim = _norm_dim(ctx, dim, rank)
@@ -120,11 +124,15 @@ def _sort(ctx: LoweringContext, x: ir.Value, dim, descending, k=None):
         zero = b.full([], 0, torch.int64)
         copy = b.generic([x], [b.empty([], dtype)], [b.identity_map(0)] * 2, [], lambda e, _: e)
         return copy, zero
+    shape = ctx.in_specs[0].shape
+    # Rows of at most 16 elements: std::sort is an insertion sort there, so stable.
+    replay_std_sort = not stable and all(s is not None for s in shape) and shape[dim] > _STD_SORT_THRESHOLD
+    along = std_sort_along if replay_std_sort else sort_along
     if dtype == torch.bool:  # sort bytes: bool temporaries cannot live in buffers
-        values, indices = sort_along(b.cast_tensor(x, torch.bool, torch.uint8), dim, torch.uint8, descending)
+        values, indices = along(b.cast_tensor(x, torch.bool, torch.uint8), dim, torch.uint8, descending)
         values = b.cast_tensor(values, torch.uint8, torch.bool)
     else:
-        values, indices = sort_along(x, dim, dtype, descending)
+        values, indices = along(x, dim, dtype, descending)
     if k is None:
         return values, indices
     sizes = b.sizes_of(values)
@@ -135,13 +143,14 @@ def _sort(ctx: LoweringContext, x: ir.Value, dim, descending, k=None):
 
 @lowers(aten.sort.default, dtypes=SORT_DTYPES)
 def sort(ctx, x, dim=-1, descending=False):
-    return _sort(ctx, x, dim, descending)
+    return _sort(ctx, x, dim, descending, stable=False)
 
 
 @lowers(aten.sort.stable, dtypes=SORT_DTYPES)
 def sort_stable(ctx, x, stable=None, dim=-1, descending=False):
-    # Every sort here is stable, so `stable` changes nothing.
-    return _sort(ctx, x, dim, descending)
+    # `stable=None` is eager's unstable sort (std::sort), as `stable=False`.
+    ctx.require(stable is None or isinstance(stable, bool), "stable must be a compile-time bool")
+    return _sort(ctx, x, dim, descending, stable=bool(stable))
 
 
 @lowers(aten.topk.default, dtypes=SORT_DTYPES)
@@ -714,3 +723,165 @@ def histogram_bins_tensor(ctx, x, bins, weight=None, density=False):
     if density:
         hist = _density(hist, bins, n_edges - 1, dtype)
     return hist, _copy(bins, dtype)
+
+
+# ----- eager's unstable sort: libstdc++'s std::sort, replayed ---------------------------------
+# `sort(stable=False)` (and argsort) runs std::sort on (key, index) pairs comparing keys only, so
+# the order of equal keys is whatever introsort leaves: not the stable order once a row has more
+# than 16 elements (up to 16, std::sort is an insertion sort, hence stable). To give eager's
+# indices we replay the algorithm per row: introsort's partitioning (median of three moved to
+# the front, then Hoare's unguarded partition; the right part of a cut is pushed on a stack, the
+# left continues) down to ranges of 16 elements, then one insertion sort over the row. The replay
+# leaves out the heapsort introsort switches to after 2*log2(n) levels of bad pivots: on such
+# (adversarial) rows the values are still sorted, the order of equal keys may differ from eager's.
+_STD_SORT_THRESHOLD = 16
+
+
+def _while(inits, cond_fn, body_fn) -> list:
+    types = [v.type for v in inits]
+    loop = scf.WhileOp(types, inits)
+    before = loop.before.blocks.append(*types)
+    with ir.InsertionPoint(before):
+        scf.ConditionOp(cond_fn(*before.arguments), list(before.arguments))
+    after = loop.after.blocks.append(*types)
+    with ir.InsertionPoint(after):
+        scf.YieldOp(list(body_fn(*after.arguments)))
+    return list(loop.results)
+
+
+def _std_less(x: ir.Value, y: ir.Value, dtype: torch.dtype, descending: bool) -> ir.Value:
+    """ATen's KeyValueCompAsc / KeyValueCompDesc on keys: NaN is largest."""
+    return _greater(y, x, dtype) if not descending else _greater(x, y, dtype)
+
+
+def _std_sort_row(keys: ir.Value, n: int, dtype: torch.dtype, descending: bool):
+    """(keys, source indices) of one 1-D row of static length n > 16, ordered as std::sort."""
+    idx = b.index_type()
+    i64 = ir.IntegerType.get_signless(64)
+    c = b.index_constant
+    indices = b.generic([], [b.empty([n], torch.int64)], [b.identity_map(1)], ["parallel"],
+                        lambda _: arith.IndexCastOp(i64, _iv(0)).result)
+
+    def get(t, p):
+        return tensor.ExtractOp(t, [p]).result
+
+    def put(t, p, v):
+        return tensor.InsertOp(v, t, [p]).result
+
+    def swap(k, i, p, q):
+        kp, kq, ip, iq = get(k, p), get(k, q), get(i, p), get(i, q)
+        return put(put(k, p, kq), q, kp), put(put(i, p, iq), q, ip)
+
+    def less(x, y):
+        return _std_less(x, y, dtype, descending)
+
+    def lt(a, b_):
+        return arith.CmpIOp(arith.CmpIPredicate.slt, a, b_).result
+
+    def longer_than_threshold(first, last):
+        return arith.CmpIOp(arith.CmpIPredicate.sgt, arith.SubIOp(last, first).result, c(_STD_SORT_THRESHOLD)).result
+
+    capacity = n // (_STD_SORT_THRESHOLD + 1) + 2
+    # The stack of ranges still to partition, (first, last) per row; it starts with the whole row.
+    stack = tensor.InsertOp(arith.ConstantOp(i64, 0).result, b.empty([capacity, 2], torch.int64), [c(0), c(0)]).result
+    stack = tensor.InsertOp(arith.ConstantOp(i64, n).result, stack, [c(0), c(1)]).result
+
+    def partition_range(k, i, first, last):
+        """One introsort step on [first, last): returns (keys, indices, cut)."""
+        mid = arith.AddIOp(first, arith.DivUIOp(arith.SubIOp(last, first).result, c(2)).result).result
+        a_, b2, m = arith.AddIOp(first, c(1)).result, mid, arith.SubIOp(last, c(1)).result
+        ka, kb, km = get(k, a_), get(k, b2), get(k, m)
+        ab, bm, am = less(ka, kb), less(kb, km), less(ka, km)
+        pick_if_ab = b.select(bm, b2, b.select(am, m, a_))
+        pick_else = b.select(am, a_, b.select(bm, m, b2))
+        k, i = swap(k, i, first, b.select(ab, pick_if_ab, pick_else))
+        pivot = get(k, first)
+
+        def step(k, i, lo, hi, done):
+            lo = _while([lo], lambda p: less(get(k, p), pivot), lambda p: [arith.AddIOp(p, c(1)).result])[0]
+            hi = arith.SubIOp(hi, c(1)).result
+            hi = _while([hi], lambda p: less(pivot, get(k, p)), lambda p: [arith.SubIOp(p, c(1)).result])[0]
+            crossing = lt(lo, hi)
+            p = b.select(crossing, hi, lo)  # swapping a position with itself changes nothing
+            k, i = swap(k, i, lo, p)
+            lo = b.select(crossing, arith.AddIOp(lo, c(1)).result, lo)
+            return [k, i, lo, hi, arith.XOrIOp(crossing, b.constant(True, torch.bool)).result]
+
+        k, i, cut, _, _ = _while([k, i, arith.AddIOp(first, c(1)).result, last, b.constant(False, torch.bool)],
+                                 lambda k, i, lo, hi, done: arith.XOrIOp(done, b.constant(True, torch.bool)).result,
+                                 step)
+        return k, i, cut
+
+    def process(k, i, s, sp):
+        sp = arith.SubIOp(sp, c(1)).result
+        first = arith.IndexCastOp(idx, tensor.ExtractOp(s, [sp, c(0)]).result).result
+        last = arith.IndexCastOp(idx, tensor.ExtractOp(s, [sp, c(1)]).result).result
+
+        def loop_body(k, i, s, sp, first, last):
+            k, i, cut = partition_range(k, i, first, last)
+            s = tensor.InsertOp(arith.IndexCastOp(i64, cut).result, s, [sp, c(0)]).result
+            s = tensor.InsertOp(arith.IndexCastOp(i64, last).result, s, [sp, c(1)]).result
+            sp = b.select(longer_than_threshold(cut, last), arith.AddIOp(sp, c(1)).result, sp)
+            return [k, i, s, sp, first, cut]
+
+        k, i, s, sp, _, _ = _while([k, i, s, sp, first, last],
+                                   lambda k, i, s, sp, first, last: longer_than_threshold(first, last), loop_body)
+        return [k, i, s, sp]
+
+    keys, indices, _, _ = _while([keys, indices, stack, c(1)],
+                                 lambda k, i, s, sp: arith.CmpIOp(arith.CmpIPredicate.ugt, sp, c(0)).result, process)
+
+    # The final insertion sort over the whole row.
+    loop = scf.ForOp(c(1), c(n), c(1), [keys, indices])
+    with ir.InsertionPoint(loop.body):
+        k, i = loop.inner_iter_args
+        pos = loop.induction_variable
+        v, vi = get(k, pos), get(i, pos)
+
+        def keeps_moving(k, i, j):
+            before = arith.MaxSIOp(arith.SubIOp(j, c(1)).result, c(0)).result
+            return arith.AndIOp(arith.CmpIOp(arith.CmpIPredicate.ugt, j, c(0)).result, less(v, get(k, before))).result
+
+        def shift(k, i, j):
+            before = arith.SubIOp(j, c(1)).result
+            return [put(k, j, get(k, before)), put(i, j, get(i, before)), before]
+
+        k, i, j = _while([k, i, pos], keeps_moving, shift)
+        scf.YieldOp([put(k, j, v), put(i, j, vi)])
+    return loop.results[0], loop.results[1]
+
+
+def std_sort_along(x: ir.Value, dim: int, dtype: torch.dtype, descending: bool) -> tuple[ir.Value, ir.Value]:
+    """As eager's unstable sort, for a static shape whose sorted dimension is longer than 16."""
+    shape = b.static_shape(x)
+    rank = len(shape)
+    n = shape[dim]
+    others = [d for d in range(rank) if d != dim]
+    rows = 1
+    for d in others:
+        rows *= shape[d]
+    loop = scf.ForOp(b.index_constant(0), b.index_constant(rows), b.index_constant(1),
+                     [b.empty(shape, dtype), b.empty(shape, torch.int64)])
+    with ir.InsertionPoint(loop.body):
+        out_v, out_i = loop.inner_iter_args
+        r = loop.induction_variable
+        offsets: list = [0] * rank
+        rest = r
+        for d in reversed(others):
+            offsets[d] = arith.RemUIOp(rest, b.index_constant(shape[d])).result
+            rest = arith.DivUIOp(rest, b.index_constant(shape[d])).result
+        sizes = [1] * rank
+        sizes[dim] = n
+        drop = tuple(others)
+        row = extract_slice(x, offsets, sizes, [1] * rank, drop)
+        keys, idx = _std_sort_row(row, n, dtype, descending)
+        scf.YieldOp([_insert_row(keys, out_v, offsets, sizes), _insert_row(idx, out_i, offsets, sizes)])
+    return loop.results[0], loop.results[1]
+
+
+def _insert_row(row: ir.Value, into: ir.Value, offsets, sizes) -> ir.Value:
+    from .shape import _mixed
+
+    off_dyn, off_static = _mixed(offsets)
+    size_dyn, size_static = _mixed(sizes)
+    return tensor.InsertSliceOp(row, into, off_dyn, size_dyn, [], off_static, size_static, [1] * len(sizes)).result
