@@ -32,3 +32,21 @@ def make_input(shape, dtype: torch.dtype, low: float = -3, high: float = 3, seed
         return (torch.rand(shape, generator=g, dtype=torch.float64) * (high - low) + low).to(dtype)
     lo = max(0, int(low)) if dtype == torch.uint8 else int(low)
     return torch.randint(lo, int(high) + 1, shape, generator=g, dtype=dtype)
+
+
+# An op no lowering rule can ever know: a user's custom op (torch.library), the typical reason a
+# real model has an unsupported op. Tests of eager fallback, strict errors and explain() use it.
+@torch.library.custom_op("mlir_test::opaque_cos", mutates_args=())
+def opaque_cos(x: torch.Tensor) -> torch.Tensor:
+    return torch.cos(x)
+
+
+@opaque_cos.register_fake
+def _opaque_cos_fake(x):
+    return torch.empty_like(x)
+
+
+opaque_cos.register_autograd(lambda ctx, grad: -grad * torch.sin(ctx.saved_tensors[0]),
+                             setup_context=lambda ctx, inputs, output: ctx.save_for_backward(inputs[0]))
+
+OPAQUE_OP = "mlir_test.opaque_cos.default"

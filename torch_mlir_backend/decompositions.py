@@ -24,6 +24,17 @@ EXTRA = [
     aten.max_pool2d_with_indices_backward,
     # Dropout in training as a comparison of `rand` (rule in lowering/random.py) with p.
     aten.native_dropout,
+    # Copies of views and norms of differences, as the view/norm they copy (rules exist for
+    # narrow/unbind/as_strided, vector norms); batch norm in training with the running stats
+    # as results; grid_sample as gathers and arithmetic.
+    aten.narrow_copy,
+    aten.unbind_copy,
+    aten.as_strided_copy,
+    aten.dist,
+    aten._batch_norm_with_update_functional,
+    aten.grid_sampler_2d,
+    # ldexp as x * 2**e (new_full + pow + mul; the reference decomposition).
+    aten.ldexp,
 ]
 
 
@@ -68,15 +79,24 @@ def native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weig
     head_dim = embed_dim // num_head
     w_q, w_k, w_v = qkv_weight.chunk(3)
     b_q, b_k, b_v = qkv_bias.chunk(3)
-    q = torch.nn.functional.linear(query, w_q, b_q).view(batch, q_len, num_head, head_dim).transpose(1, 2)
-    k = torch.nn.functional.linear(key, w_k, b_k).view(batch, k_len, num_head, head_dim).transpose(1, 2)
-    v = torch.nn.functional.linear(value, w_v, b_v).view(batch, k_len, num_head, head_dim).transpose(1, 2)
-    scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / head_dim ** 0.5)
+
+    def heads(t, length):
+        # [B, T, E] -> [B*H, T, hd] through a copy: reshaping the transposed view instead makes
+        # the decompositions guard `T != 1` (a view is only possible then), so a dynamic
+        # sequence length would get a second graph for length 1.
+        t = t.view(batch, length, num_head, head_dim).permute(0, 2, 1, 3)
+        return t.clone(memory_format=torch.contiguous_format).view(batch * num_head, length, head_dim)
+
+    q = heads(torch.nn.functional.linear(query, w_q, b_q), q_len)
+    k = heads(torch.nn.functional.linear(key, w_k, b_k), k_len)
+    v = heads(torch.nn.functional.linear(value, w_v, b_v), k_len)
+    scores = torch.bmm(q, k.transpose(1, 2)).view(batch, num_head, q_len, k_len) * (1.0 / head_dim ** 0.5)
     additive = _attention_mask(mask, mask_type, batch, num_head, q_len, k_len, scores.dtype)
     if additive is not None:
         scores = scores + additive
     weights = torch.softmax(scores, dim=-1)
-    attn = torch.matmul(weights, v).transpose(1, 2).reshape(batch, q_len, embed_dim)
+    attn = torch.bmm(weights.view(batch * num_head, q_len, k_len), v).view(batch, num_head, q_len, head_dim)
+    attn = attn.permute(0, 2, 1, 3).clone(memory_format=torch.contiguous_format).view(batch, q_len, embed_dim)
     out = torch.nn.functional.linear(attn, proj_weight, proj_bias)
     if need_weights:
         return out, (weights.mean(dim=1) if average_attn_weights else weights)
@@ -164,6 +184,17 @@ def _table():
     from .lowering.backward import DECOMPOSITIONS as BACKWARD_DECOMPOSITIONS
 
     table.update(BACKWARD_DECOMPOSITIONS)
+    # Scatter-like ops (index_put brought to the rule's form, put, index_reduce,
+    # as_strided_scatter, segment_reduce) and contraction-like ops (addbmm, cdist, pdist,
+    # _trilinear).
+    from .lowering.linear_algebra import DECOMPOSITIONS as LINEAR_ALGEBRA_DECOMPOSITIONS
+    from .lowering.scatter import DECOMPOSITIONS as SCATTER_DECOMPOSITIONS
+
+    from .lowering.pooling import DECOMPOSITIONS as RESAMPLING_DECOMPOSITIONS
+
+    table.update(SCATTER_DECOMPOSITIONS)
+    table.update(RESAMPLING_DECOMPOSITIONS)
+    table.update(LINEAR_ALGEBRA_DECOMPOSITIONS)
     return table
 
 
