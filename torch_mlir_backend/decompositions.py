@@ -24,6 +24,8 @@ EXTRA = [
     aten.max_pool2d_with_indices_backward,
     # Dropout in training as a comparison of `rand` (rule in lowering/random.py) with p.
     aten.native_dropout,
+    # ldexp as x * 2**e (new_full + pow + mul; the reference decomposition).
+    aten.ldexp,
     # Copies of views and norms of differences, as the view/norm they copy (rules exist for
     # narrow/unbind/as_strided, vector norms); batch norm in training with the running stats
     # as results; grid_sample as gathers and arithmetic.

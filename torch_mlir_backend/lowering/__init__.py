@@ -11,5 +11,6 @@ from . import scan, sorting, scatter, misc  # noqa: F401,E402
 from . import backward, random  # noqa: F401,E402
 from . import scalar  # noqa: F401,E402
 from . import control_flow  # noqa: F401,E402
+from . import special  # noqa: F401,E402
 
 __all__ = ["LOWERINGS", "LoweringContext", "lowers", "registered_overloads", "lower_to_linalg"]

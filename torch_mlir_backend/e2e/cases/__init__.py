@@ -2,3 +2,4 @@
 from . import elementwise, linear_algebra, reduction, shape, convolution, pooling, normalization, models  # noqa: F401
 from . import elementwise_dtypes, families, models_vision, models_text  # noqa: F401
 from . import selection  # noqa: F401
+from . import special  # noqa: F401
