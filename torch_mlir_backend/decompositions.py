@@ -35,8 +35,6 @@ EXTRA = [
     aten.dist,
     aten._batch_norm_with_update_functional,
     aten.grid_sampler_2d,
-    # ldexp as x * 2**e (new_full + pow + mul; the reference decomposition).
-    aten.ldexp,
 ]
 
 
