@@ -3,9 +3,10 @@
 mode); searches of sorted sequences (bucketize, searchsorted) and histograms (histc, histogram).
 Values and indices are exact, except histogram densities (float rounding).
 
-Eager's unstable sort is libstdc++'s std::sort, which we replay: `test_unstable_sort_ties_as_eager`
-checks rows longer than 16 with many ties. Tests of `topk` and `kthvalue` use distinct values,
-since eager's order of equal ones there is its partial sort's or quickselect's; `stable=True`,
+Eager's unstable sort is libstdc++'s std::sort and its kthvalue ATen's quickselect, which we
+replay: tests with many ties check that the indices of equal values are eager's. Tests of `topk`
+use distinct values, since eager's order of equal ones there is std::partial_sort's or
+std::nth_element's, which we do not replay; `stable=True`,
 median (eager orders by value, then index) and mode (rows of at most 16 elements, where eager's
 std::sort is an insertion sort, hence stable) tests have many ties."""
 import pytest
@@ -86,10 +87,19 @@ def with_nans(shape, dtype, seed):
 
 
 @pytest.mark.parametrize("dtype", NUMERIC)
-def test_kthvalue(dtype):
-    a, c = distinct((4, 9), dtype, 3), distinct((3, 5, 4), dtype, 4)
-    check(lambda a, c: (torch.kthvalue(a, 1), torch.kthvalue(a, 9, 1), torch.kthvalue(a, 2, 0, keepdim=True),
-                        torch.kthvalue(c, 3, 1), torch.kthvalue(c, 2, -1, keepdim=True)), a, c, **EXACT)
+def test_kthvalue_with_ties(dtype):
+    # Few distinct values: the index among equal values is the one eager's quickselect leaves.
+    a = make_input((4, 9), dtype, -2, 2, seed=3)
+    c = make_input((3, 21, 4), dtype, -2, 2, seed=4)
+    check(lambda a, c: (torch.kthvalue(a, 1), torch.kthvalue(a, 9, 1), torch.kthvalue(a, 5, 1),
+                        torch.kthvalue(a, 2, 0, keepdim=True), torch.kthvalue(c, 3, 1), torch.kthvalue(c, 11, 1),
+                        torch.kthvalue(c, 2, -1, keepdim=True)), a, c, **EXACT)
+
+
+def test_kthvalue_nan_is_largest():
+    x = make_input((5, 8), torch.float32, -2, 2, seed=20).round()
+    x[::2, 1::3] = NAN
+    check(lambda x: (torch.kthvalue(x, 7, 1), torch.kthvalue(x, 2, 1), torch.kthvalue(x, 5, 0)), x, **EXACT)
 
 
 @pytest.mark.parametrize("dtype", NUMERIC)

@@ -167,10 +167,11 @@ def topk(ctx, x, k, dim=-1, largest=True, sorted=True):
 
 
 # ----- selection by rank: kthvalue, median, nanmedian, mode ----------------------------------
-# Each sorts (stably, NaN last) and reads one position per row. Eager's comparators order by
-# (value, index) for median/nanmedian, so ties give the smallest index, as a stable sort does.
-# kthvalue's quickselect and mode's std::sort give no promised index among equal values; rows of
-# at most 16 elements (std::sort's insertion-sort range) agree with the stable order for mode.
+# median, nanmedian and mode sort (stably, NaN last) and read one position per row. Eager's
+# comparators order by (value, index) for median/nanmedian, so ties give the smallest index, as a
+# stable sort does. mode's std::sort gives no promised index among equal values; rows of at most
+# 16 elements (std::sort's insertion-sort range) agree with the stable order. kthvalue replays
+# eager's quickselect (`quickselect_along`), so its index among equal values is eager's.
 
 def _sortable(x: ir.Value, dtype: torch.dtype) -> tuple[ir.Value, torch.dtype]:
     """Bool rows are sorted as bytes (bool temporaries cannot live in buffers)."""
@@ -201,7 +202,7 @@ def _row_static_size(ctx: LoweringContext, dim: int) -> int:
     return size
 
 
-@lowers(aten.kthvalue.default, dtypes=SORT_DTYPES)
+@lowers(aten.kthvalue.default, dtypes=FLOAT_DTYPES + INT_DTYPES)  # eager has no bool kthvalue
 def kthvalue(ctx, x, k, dim=-1, keepdim=False):
     dtype, rank = ctx.in_specs[0].dtype, ctx.in_specs[0].rank
     k = ctx.static_int(k, "k")
@@ -210,15 +211,11 @@ def kthvalue(ctx, x, k, dim=-1, keepdim=False):
     ctx.require(1 <= k <= size, f"k={k} is out of range for a dimension of size {size}")
     if rank == 0:
         return _copy(x, dtype), b.full([], 0, torch.int64)
+    ctx.require(all(s is not None for s in ctx.in_specs[0].shape), "kthvalue of a dynamic shape is not supported")
     src, sort_dtype = _sortable(x, dtype)
-    values, indices = sort_along(src, d, sort_dtype, False)
-    sizes = b.sizes_of(values)
-    offsets = [0] * rank
-    offsets[d] = k - 1
-    sizes[d] = 1
-    drop = () if keepdim else (d,)
-    v = extract_slice(values, offsets, sizes, [1] * rank, drop)
-    i = extract_slice(indices, offsets, sizes, [1] * rank, drop)
+    v, i = quickselect_along(src, d, k - 1, sort_dtype)
+    if keepdim:
+        v, i = b.expand_dims(v, [d], rank), b.expand_dims(i, [d], rank)
     return b.cast_tensor(v, sort_dtype, dtype), i
 
 
@@ -885,3 +882,113 @@ def _insert_row(row: ir.Value, into: ir.Value, offsets, sizes) -> ir.Value:
     off_dyn, off_static = _mixed(offsets)
     size_dyn, size_static = _mixed(sizes)
     return tensor.InsertSliceOp(row, into, off_dyn, size_dyn, [], off_static, size_static, [1] * len(sizes)).result
+
+
+# ----- eager's kthvalue: ATen's quick_select_template, replayed --------------------------------
+def _if(cond: ir.Value, types, then_fn, else_fn) -> list:
+    op = scf.IfOp(cond, list(types), has_else=True)
+    with ir.InsertionPoint(op.then_block):
+        scf.YieldOp(list(then_fn()))
+    with ir.InsertionPoint(op.else_block):
+        scf.YieldOp(list(else_fn()))
+    return list(op.results)
+
+
+def _quickselect_row(keys: ir.Value, n: int, k: int, dtype: torch.dtype) -> tuple[ir.Value, ir.Value]:
+    """(value, source index) at position k (0-based) after ATen's quickselect (Sedgewick's
+    median-of-three partitioning, NaN largest) of one 1-D row: the element eager's kthvalue
+    returns, including which of several equal ones."""
+    c = b.index_constant
+    i64 = ir.IntegerType.get_signless(64)
+    true = b.constant(True, torch.bool)
+    kk = c(k)
+    indices = b.generic([], [b.empty([n], torch.int64)], [b.identity_map(1)], ["parallel"],
+                        lambda _: arith.IndexCastOp(i64, _iv(0)).result)
+
+    def get(t, p):
+        return tensor.ExtractOp(t, [p]).result
+
+    def put(t, p, v):
+        return tensor.InsertOp(v, t, [p]).result
+
+    def swap(kt, it, p, q):
+        kp, kq, ip, iq = get(kt, p), get(kt, q), get(it, p), get(it, q)
+        return put(put(kt, p, kq), q, kp), put(put(it, p, iq), q, ip)
+
+    def gt(x, y):
+        return _greater(x, y, dtype)
+
+    def swap_if(kt, it, cond, p, q):
+        return swap(kt, it, p, b.select(cond, q, p))  # a position swapped with itself: no change
+
+    def add(a, d):
+        return arith.AddIOp(a, c(d)).result if d >= 0 else arith.SubIOp(a, c(-d)).result
+
+    def cmp(pred, a, b_):
+        return arith.CmpIOp(pred, a, b_).result
+
+    def small(kt, it, lo, hi):
+        two = cmp(arith.CmpIPredicate.eq, hi, add(lo, 1))
+        other = b.select(two, hi, lo)
+        kt, it = swap_if(kt, it, arith.AndIOp(two, gt(get(kt, lo), get(kt, other))).result, lo, hi)
+        return [kt, it, lo, hi, true]
+
+    def partition(kt, it, lo, hi):
+        mid = arith.ShRUIOp(arith.AddIOp(lo, hi).result, c(1)).result
+        kt, it = swap(kt, it, mid, add(lo, 1))
+        kt, it = swap_if(kt, it, gt(get(kt, add(lo, 1)), get(kt, hi)), add(lo, 1), hi)
+        kt, it = swap_if(kt, it, gt(get(kt, lo), get(kt, hi)), lo, hi)
+        kt, it = swap_if(kt, it, gt(get(kt, add(lo, 1)), get(kt, lo)), add(lo, 1), lo)
+        piv = get(kt, lo)
+
+        def scan(kt, it, i, j, done):
+            i = _while([add(i, 1)], lambda p: gt(piv, get(kt, p)), lambda p: [add(p, 1)])[0]
+            j = _while([add(j, -1)], lambda p: gt(get(kt, p), piv), lambda p: [add(p, -1)])[0]
+            crossed = cmp(arith.CmpIPredicate.slt, j, i)
+            kt, it = swap_if(kt, it, arith.XOrIOp(crossed, true).result, i, j)
+            return [kt, it, i, j, crossed]
+
+        kt, it, i, j, _ = _while([kt, it, add(lo, 1), hi, b.constant(False, torch.bool)],
+                                 lambda kt, it, i, j, done: arith.XOrIOp(done, true).result, scan)
+        kt, it = swap(kt, it, lo, j)
+        lo = b.select(cmp(arith.CmpIPredicate.sle, j, kk), i, lo)
+        hi = b.select(cmp(arith.CmpIPredicate.sge, j, kk), add(j, -1), hi)
+        return [kt, it, lo, hi, b.constant(False, torch.bool)]
+
+    def step(kt, it, lo, hi, done):
+        types = [kt.type, it.type, lo.type, hi.type, done.type]
+        return _if(cmp(arith.CmpIPredicate.sle, hi, add(lo, 1)), types,
+                   lambda: small(kt, it, lo, hi), lambda: partition(kt, it, lo, hi))
+
+    kt, it, _, _, _ = _while([keys, indices, c(0), c(n - 1), b.constant(n <= 1, torch.bool)],
+                             lambda kt, it, lo, hi, done: arith.XOrIOp(done, true).result, step)
+    return get(kt, kk), get(it, kk)
+
+
+def quickselect_along(x: ir.Value, dim: int, k: int, dtype: torch.dtype) -> tuple[ir.Value, ir.Value]:
+    """Per row along `dim` of a static-shape tensor: eager kthvalue's (value, index) of rank k
+    (0-based), the dimension dropped."""
+    shape = b.static_shape(x)
+    rank = len(shape)
+    n = shape[dim]
+    others = [d for d in range(rank) if d != dim]
+    out_shape = [shape[d] for d in others]
+    rows = 1
+    for d in others:
+        rows *= shape[d]
+    loop = scf.ForOp(b.index_constant(0), b.index_constant(rows), b.index_constant(1),
+                     [b.empty(out_shape, dtype), b.empty(out_shape, torch.int64)])
+    with ir.InsertionPoint(loop.body):
+        out_v, out_i = loop.inner_iter_args
+        rest = loop.induction_variable
+        offsets: list = [0] * rank
+        for d in reversed(others):
+            offsets[d] = arith.RemUIOp(rest, b.index_constant(shape[d])).result
+            rest = arith.DivUIOp(rest, b.index_constant(shape[d])).result
+        sizes = [1] * rank
+        sizes[dim] = n
+        row = extract_slice(x, offsets, sizes, [1] * rank, tuple(others))
+        value, index = _quickselect_row(row, n, k, dtype)
+        at = [b.as_index(offsets[d]) for d in others]
+        scf.YieldOp([tensor.InsertOp(value, out_v, at).result, tensor.InsertOp(index, out_i, at).result])
+    return loop.results[0], loop.results[1]
