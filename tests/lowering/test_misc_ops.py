@@ -145,3 +145,73 @@ def test_logsumexp_and_dropout_off(dtype):
     c[0, 0] = float("-inf")
     check(lambda a, c: (torch.logsumexp(a, 1), torch.logsumexp(c, (0, 2), keepdim=True), torch.logsumexp(c, -1),
                         F.dropout(a, 0.5, training=False), F.dropout(c, 0.0, training=True)), a, c, **tolerance(dtype))
+
+
+# ----- contraction-like decompositions (lowering/linear_algebra.py) and triangle indices -----
+COVERED += ["aten.triu_indices.default", "aten.tril_indices.default"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64], ids=lambda d: str(d).replace("torch.", ""))
+def test_addbmm_bilinear_and_distances(dtype):
+    bias, b1, b2 = make_input((3, 4), dtype, seed=1), make_input((2, 3, 5), dtype, seed=2), make_input((2, 5, 4), dtype, seed=3)
+    x1, x2, w = make_input((6, 3), dtype, seed=4), make_input((6, 5), dtype, seed=5), make_input((2, 3, 5), dtype, seed=6)
+
+    def products(bias, b1, b2, x1, x2, w):
+        return (torch.addbmm(bias, b1, b2), torch.addbmm(bias[0], b1, b2, beta=0.5 if dtype.is_floating_point else 2.7,
+                                                         alpha=2), F.bilinear(x1, x2, w), F.bilinear(x1[:2], x2[:2], w, w[:, 0, 0]))
+
+    tol = EXACT if not dtype.is_floating_point else dict(atol=1e-5, rtol=1e-5)
+    check(products, bias, b1, b2, x1, x2, w, **tol)
+    if not dtype.is_floating_point:
+        return  # eager's distances are float-only
+
+    def distances(x1, x2, b1):
+        return (torch.dist(x1, x2[:, :3]), torch.dist(x1, x1[0], 3), torch.cdist(x1, x2[:4, :3]),
+                torch.cdist(b1, b1[:, :2], p=1), torch.cdist(x1, x1, p=0), torch.cdist(x1, x1, p=float("inf")),
+                F.pdist(x1), F.pdist(x2, p=1.5), F.pdist(x1[:1]))
+
+    check(distances, x1, x2, b1, atol=1e-5, rtol=1e-5)
+
+
+def test_triangle_indices():
+    def fn(x):
+        return (x + torch.triu_indices(4, 5, 1), torch.tril_indices(3, 3, -1), torch.triu_indices(4, 3, -1))
+
+    check(fn, torch.arange(20).view(2, 10), **EXACT)
+
+
+# ----- PyTorch's decompositions listed in decompositions.EXTRA ------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bool], ids=["float32", "bool"])
+def test_view_copies(dtype):
+    x = make_input((3, 4, 5), dtype, seed=1)
+    aten = torch.ops.aten
+
+    def fn(x):
+        return (aten.narrow_copy.default(x, 1, 1, 2), aten.narrow_copy.default(x, -1, 0, 0),
+                *aten.unbind_copy.int(x, 2), aten.as_strided_copy.default(x, (2, 2), (1, 5), 3))
+
+    check(fn, x, **EXACT)
+
+
+def test_batch_norm_with_update_functional():
+    x = make_input((4, 3, 5), torch.float32, seed=1)
+    w, b = make_input((3,), torch.float32, seed=2), make_input((3,), torch.float32, seed=3)
+    mean, var = make_input((3,), torch.float32, seed=4), make_input((3,), torch.float32, low=0.5, high=2, seed=5)
+
+    def fn(x, w, b, mean, var):
+        return torch.ops.aten._batch_norm_with_update_functional.default(x, w, b, mean, var, 0.3, 1e-5)[:3] + \
+            torch.ops.aten._batch_norm_with_update_functional.default(x * 2, w, b, mean, var, 0.1, 1e-3)[4:]
+
+    check(fn, x, w, b, mean, var, atol=1e-5, rtol=1e-5)
+
+
+def test_grid_sample():
+    x = make_input((2, 3, 5, 6), torch.float32, seed=1)
+    grid = make_input((2, 4, 3, 2), torch.float32, low=-1.2, high=1.2, seed=2)  # some points outside
+
+    def fn(x, grid):
+        return tuple(F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=corners)
+                     for mode in ("bilinear", "nearest") for padding in ("zeros", "border", "reflection")
+                     for corners in (False, True))
+
+    check(fn, x, grid, atol=1e-5, rtol=1e-5)

@@ -208,3 +208,29 @@ def test_adaptive_max_pool2d_nan():
     x[0, 0, 4, 4] = float("nan")
     x[0, 0, 4, 5] = float("nan")
     _check(lambda x: F.adaptive_max_pool2d(x, (4, 3), return_indices=True), x, "adaptive_max_pool2d_nan")
+
+
+def test_pooling_an_empty_batch():
+    # A batch of 0 gives empty results (padding an empty tensor is not compiled: see
+    # pooling._empty_results).
+    def fn(a, b, c):
+        return (F.adaptive_avg_pool1d(a, 5), F.adaptive_avg_pool3d(b, 3), F.adaptive_max_pool2d(c, 3, return_indices=True),
+                F.max_pool2d(c, 2, padding=1, return_indices=True), F.avg_pool2d(c, 3, padding=1))
+
+    check(fn, make_input((0, 8, 8), torch.float32), make_input((0, 2, 4, 4, 4), torch.float32),
+          make_input((0, 2, 4, 4), torch.float32), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_upsample_bilinear2d_antialias(dtype):
+    # aten._upsample_bilinear2d_aa, decomposed in lowering/pooling.py: down- and upscaling,
+    # align_corners, explicit scales.
+    x = make_input((2, 3, 10, 13), dtype)
+    aten = torch.ops.aten
+
+    def fn(x):
+        return (F.interpolate(x, size=(4, 6), mode="bilinear", antialias=True),
+                F.interpolate(x, scale_factor=(1.7, 0.6), mode="bilinear", antialias=True, align_corners=True),
+                aten._upsample_bilinear2d_aa.default(x, (3, 20), False, 0.4, 1.5))
+
+    check(fn, x, atol=1e-5, rtol=1e-5)

@@ -138,3 +138,89 @@ def test_slice_assignment():
         return y
 
     check(fn, make_input((2, 3, 5), torch.float32), **EXACT)
+
+
+# ----- decompositions of lowering/scatter.py: index_put forms, put, index_reduce,
+# as_strided_scatter, segment_reduce (each reaches the rules above) ------------------------------
+aten = torch.ops.aten
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bool], ids=lambda d: str(d).replace("torch.", ""))
+def test_index_put_non_leading_broadcast_and_bool(dtype):
+    x = make_input((3, 4, 5), dtype, seed=1)
+    v = make_input((3, 2, 5), dtype, seed=2)
+    i, j = torch.tensor([3, 0]), torch.tensor([[1], [2]])  # j broadcasts against i: [2, 2]
+
+    def fn(x, v, i, j):
+        return (aten.index_put.default(x, [None, i], v),               # x[:, i] = v
+                aten.index_put.default(x, [None, i], v, True),         # x[:, i] += v (i unique)
+                aten.index_put.default(x, [j, i], v[0, 0, :]),         # index shapes [2, 1] and [2]
+                aten.index_put.default(x, [j, None, i], v[0, 0, :4]),  # non-adjacent: index dims first
+                aten.index_put.default(x, [None, None, i], v[0, 0, 0]))
+
+    check(fn, x, v, i, j, **EXACT)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bool], ids=lambda d: str(d).replace("torch.", ""))
+def test_index_put_bool_mask(dtype):
+    # A mask whose values broadcast over the selected rows: no data-dependent size.
+    x, v = make_input((5, 4), dtype, seed=1), make_input((4,), dtype, seed=2)
+    rows, cells = torch.tensor([True, False, True, True, False]), make_input((5, 4), torch.bool, seed=3)
+
+    def fn(x, v, rows, cells):
+        return (aten.index_put.default(x, [rows], v), aten.index_put.default(x, [rows], v, True),
+                aten.index_put.default(x, [cells], v[0]), aten.index_put.default(x, [None, rows[:4]], v[:1]))
+
+    check(fn, x, v, rows, cells, **EXACT)
+
+
+def test_put_and_unsafe_masked_index_put_accumulate():
+    x, src = make_input((3, 4), torch.float32, seed=1), make_input((2, 3), torch.float32, seed=2)
+    index = torch.tensor([[0, 11, -1], [5, 5, 2]])
+    mask = torch.tensor([[True], [False], [True]])
+    rows, cols = torch.tensor([[0], [2], [1]]), torch.tensor([1, 3])
+
+    def fn(x, src, index, mask, rows, cols):
+        return (x.put(index[0], src[0]), x.put(index, src, accumulate=True),
+                aten._unsafe_masked_index_put_accumulate.default(x, mask, [rows, cols], src.t()[:, :1]))
+
+    check(fn, x, src, index, mask, rows, cols, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64], ids=["float32", "int64"])
+def test_index_reduce(dtype):
+    x, src = make_input((4, 3), dtype, seed=1), make_input((4, 5), dtype, seed=2)
+    index = torch.tensor([0, 2, 0, 1, 0])  # position 2 of dim 1 gets one contribution, 0 gets three
+
+    def fn(x, src, index):
+        return tuple(r for reduce in ("prod", "mean", "amax", "amin") for r in (
+            x.index_reduce(1, index, src, reduce), x.index_reduce(1, index, src, reduce, include_self=False),
+            x.t().index_reduce(0, index, src.t(), reduce, include_self=False)))
+
+    check(fn, x, src, index, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bool], ids=["float32", "bool"])
+def test_as_strided_scatter_and_copy(dtype):
+    x, src = make_input((3, 4), dtype, seed=1), make_input((2, 2), dtype, seed=2)
+
+    def fn(x, src):
+        return (aten.as_strided_scatter.default(x, src, (2, 2), (1, 4), 1),
+                aten.as_strided_scatter.default(x, src, (2, 2), (4, 1)),
+                aten.as_strided_copy.default(x, (2, 3), (1, 2), 2))
+
+    check(fn, x, src, **EXACT)
+
+
+def test_segment_reduce():
+    data = make_input((7, 3), torch.float32, seed=1)
+    lengths = torch.tensor([2, 0, 4, 1])  # an empty segment: `initial`, else the reduction's start
+    offsets = torch.tensor([[0, 1, 1, 3], [0, 2, 3, 3]])  # per row of the [2, 3] batch below
+
+    def fn(data, lengths, offsets):
+        return tuple(r for reduce in ("max", "min", "sum", "mean", "prod") for r in (
+            torch.segment_reduce(data, reduce, lengths=lengths),
+            torch.segment_reduce(data, reduce, lengths=lengths, initial=0.5),
+            torch.segment_reduce(data[:2].t().contiguous().t(), reduce, offsets=offsets, axis=1, initial=-1.0)))
+
+    check(fn, data, lengths, offsets, atol=1e-5, rtol=1e-5)

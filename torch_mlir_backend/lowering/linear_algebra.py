@@ -1,5 +1,7 @@
 """Contractions: mm, bmm, addmm, baddbmm. Each is a named linalg op on a zero-filled
-accumulator, so the code generator can pick the contraction schedule later.
+accumulator, so the code generator can pick the contraction schedule later. `DECOMPOSITIONS`
+(end of the module) writes addbmm, _cdist_forward, _pdist_forward and _trilinear with them and
+vector norms.
 
 Integer and half-precision matmuls accumulate in the output dtype (f16/bf16 in f32 and
 rounded once), matching eager's CPU kernels.
@@ -79,3 +81,65 @@ def baddbmm(ctx, bias, a, c, beta=1, alpha=1):
     inner = LoweringContext(ctx.op_name, ctx.target, ctx.in_specs[1:], ctx.out_specs, ctx.location)
     product = contract(inner, "bmm", a, c)
     return _scaled_sum(ctx, bias, product, beta, alpha, ctx.in_specs[0])
+
+
+# ----- decompositions -------------------------------------------------------------------------
+# Contraction-like ops PyTorch has no decomposition for, written with torch ops that reach the
+# rules above (and reductions); `decompositions.decomposition_table()` merges them in.
+DECOMPOSITIONS: dict = {}
+
+
+def _decomposes(op):
+    def register(fn):
+        DECOMPOSITIONS[op] = fn
+        return fn
+
+    return register
+
+
+@_decomposes(aten.addbmm.default)
+def addbmm_decomposition(bias, batch1, batch2, beta=1, alpha=1):
+    """beta * bias + alpha * sum_b batch1[b] @ batch2[b]: one mm over the batch folded into the
+    contraction ([n, B*k] @ [B*k, m])."""
+    batches, n, k = batch1.shape
+    m = batch2.shape[2]
+    product = torch.mm(batch1.permute(1, 0, 2).reshape(n, batches * k), batch2.reshape(batches * k, m))
+    if not product.dtype.is_floating_point:  # eager converts the scalars to the integer dtype
+        alpha, beta = int(alpha), int(beta)
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:  # eager ignores the bias then (NaN in it does not propagate)
+        return product
+    return (bias if beta == 1 else bias * beta) + product
+
+
+@_decomposes(aten._cdist_forward.default)
+def cdist_forward(x1, x2, p, compute_mode=None):
+    """Pairwise p-norm distances [.., P, R] of rows of x1 [.., P, M] and x2 [.., R, M], as the
+    vector norm of the broadcast differences (exact for every p; eager's matmul form for p=2 on
+    large inputs differs by rounding only)."""
+    return torch.linalg.vector_norm(x1.unsqueeze(-2) - x2.unsqueeze(-3), ord=p, dim=-1)
+
+
+@_decomposes(aten._pdist_forward.default)
+def pdist_forward(x, p=2.0):
+    """Distances between the rows i < j of x [N, M], in row-major order of (i, j): the upper
+    triangle of the full distance matrix."""
+    n = x.shape[0]
+    if n < 2:  # no pairs
+        return x.new_zeros((0,))
+    rows, cols = torch.triu_indices(n, n, 1, device=x.device)
+    return torch.linalg.vector_norm(x[rows] - x[cols], ord=p, dim=-1)
+
+
+@_decomposes(aten._trilinear.default)
+def trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim=1):
+    """ATen's `_trilinear` (nn.functional.bilinear): each input gets unit dims at its `expand`
+    positions, the three are multiplied with broadcasting and summed over `sumdim`."""
+    def expanded(t, dims):
+        for d in sorted(dims):
+            t = t.unsqueeze(d)
+        return t
+
+    product = expanded(i1, expand1) * expanded(i2, expand2) * expanded(i3, expand3)
+    return product.sum(list(sumdim)) if sumdim else product

@@ -1,5 +1,5 @@
-"""Ops with no family of their own: runtime assertions (`_assert_async`) and the view ops
-diagonal and unfold, as gathers (PyTorch decomposes those two into `as_strided` with the strides
+"""Ops with no family of their own: runtime assertions (`_assert_async`), triu/tril_indices
+(constants of the compile-time sizes) and the view ops diagonal and unfold, as gathers (PyTorch decomposes those two into `as_strided` with the strides
 of the input view, which a functional value of ours does not have).
 
 Decompositions (one_hot, repeat_interleave, ...) assert properties of the data, such as an
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from mlir import ir
 from mlir.dialects import arith
 
 from . import builders as b
@@ -76,3 +77,20 @@ def unfold(ctx, x, dimension, size, step):
         return pos
 
     return gather_generic(x, out_sizes, ctx.out_spec.dtype, [], position)
+
+
+@lowers(aten.triu_indices.default, aten.tril_indices.default, dtypes=(torch.int64, torch.int32))
+def triangle_indices(ctx, row, col, offset=0, dtype=None, layout=None, device=None, pin_memory=None):
+    """The [2, n] coordinates of a triangle: a constant of the compile-time sizes (pdist's
+    decomposition pairs rows with them)."""
+    row, col = ctx.static_int(row, "row"), ctx.static_int(col, "col")
+    offset = ctx.static_int(offset, "offset")
+    upper = ctx.target is aten.triu_indices.default
+    # Computed in Python: rules run under FakeTensorMode, where torch.triu_indices has no values.
+    coords = [(i, j) for i in range(row) for j in range(col) if (j - i >= offset if upper else j - i <= offset)]
+    if not coords:
+        return b.empty(list(ctx.out_spec.shape), ctx.out_spec.dtype)
+    element = b.element_type(ctx.out_spec.dtype)
+    values = [ir.IntegerAttr.get(element, c[0]) for c in coords] + [ir.IntegerAttr.get(element, c[1]) for c in coords]
+    result_type = b.tensor_type(ctx.out_spec)
+    return arith.ConstantOp(result_type, ir.DenseElementsAttr.get(values, type=result_type)).result

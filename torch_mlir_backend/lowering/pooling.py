@@ -15,7 +15,10 @@ and divides by the window extents one dimension at a time, as eager's kernel doe
 f16/bf16 sums accumulate in f32 and are rounded once; int64 average pooling truncates as eager.
 
 Every rule follows eager's CPU dtype support (eager has no integer adaptive pooling and no
-half-precision avg_pool3d).
+half-precision avg_pool3d). An empty batch gives empty results without padding anything.
+
+`DECOMPOSITIONS` (end of the module) resizes with anti-aliased bilinear interpolation
+(`_upsample_bilinear2d_aa`) as two contractions with weight matrices built like eager's.
 """
 from __future__ import annotations
 
@@ -190,6 +193,9 @@ def _max_with_index(x: ir.Value, dtype: torch.dtype, lead: int, lead_sizes, in_s
 def _max_pool(ctx, x, nd, kernel, stride, padding, dilation, ceil_mode):
     dtype = ctx.in_specs[0].dtype
     pool = _Pool(ctx, x, nd, kernel, stride, padding, dilation, ceil_mode)
+    empty = _empty_results(ctx)
+    if empty is not None:
+        return empty
     padded = pool.padded(x, b.lowest(dtype), dtype)
 
     def coord(i, o, k):
@@ -264,6 +270,9 @@ def _avg_pool(ctx, x, nd, kernel_size, stride, padding, ceil_mode, count_include
     dtype = ctx.in_specs[0].dtype
     acc = _acc_dtype(dtype)
     pool = _Pool(ctx, x, nd, kernel_size, stride, padding, [1], ceil_mode)
+    empty = _empty_results(ctx)
+    if empty is not None:
+        return empty
     ctx.require(isinstance(count_include_pad, bool), "count_include_pad must be a compile-time bool")
     if divisor_override is not None:
         divisor_override = ctx.static_int(divisor_override, "divisor_override")
@@ -301,6 +310,16 @@ def avg_pool3d(ctx, x, kernel_size, stride=(), padding=(0,), ceil_mode=False, co
 
 
 # ----- adaptive pooling --------------------------------------------------------------------------
+def _empty_results(ctx: LoweringContext):
+    """Uninitialized results when every result has a static zero-size dimension (a batch of 0),
+    else None: padding an empty tensor bufferizes into a subview at offset 0 of a size-0
+    dimension, which MLIR's verifier rejects, and there is nothing to compute anyway."""
+    if not all(spec is not None and 0 in spec.shape for spec in ctx.out_specs):
+        return None
+    results = [b.empty(list(spec.shape), spec.dtype) for spec in ctx.out_specs]
+    return results[0] if len(results) == 1 else results
+
+
 class _Adaptive:
     """Windows of adaptive pooling: output o of a dimension of size I -> O covers
     [floor(o*I/O), ceil((o+1)*I/O))."""
@@ -340,6 +359,9 @@ class _Adaptive:
 
 
 def _adaptive_avg_pool(ctx, x, nd, output_size):
+    empty = _empty_results(ctx)
+    if empty is not None:
+        return empty
     dtype = ctx.in_specs[0].dtype
     acc = _acc_dtype(dtype)
     pool = _Adaptive(ctx, x, nd, output_size)
@@ -376,6 +398,9 @@ def adaptive_avg_pool3d(ctx, x, output_size):
 
 
 def _adaptive_max_pool(ctx, x, nd, output_size):
+    empty = _empty_results(ctx)
+    if empty is not None:
+        return empty
     dtype = ctx.in_specs[0].dtype
     ctx.require(dtype in ADAPTIVE_DTYPES, f"dtype {dtype} is not supported (eager has no integer adaptive max pooling)")
     pool = _Adaptive(ctx, x, nd, output_size)
@@ -397,3 +422,47 @@ def adaptive_max_pool2d(ctx, x, output_size):
 @lowers(aten.adaptive_max_pool3d.default, dtypes=ADAPTIVE_MAX_DTYPES)
 def adaptive_max_pool3d(ctx, x, output_size):
     return _adaptive_max_pool(ctx, x, 3, output_size)
+
+
+# ----- decompositions ------------------------------------------------------------------------------
+# Resampling ops PyTorch has no decomposition for, written with torch ops;
+# `decompositions.decomposition_table()` merges them in.
+DECOMPOSITIONS: dict = {}
+
+
+def _aa_bilinear_weights(in_size: int, out_size: int, align_corners: bool, scale, dtype) -> torch.Tensor:
+    """[out_size, in_size] interpolation weights of anti-aliased bilinear resampling along one
+    dimension, as ATen's `_compute_indices_min_size_weights_aa` (UpSampleKernel.cpp): a triangle
+    filter widened by the downscaling factor, over [xmin, xmin + xsize), normalized per output."""
+    if align_corners:
+        ratio = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    else:
+        ratio = 1.0 / scale if scale is not None and scale > 0 else in_size / out_size
+    support = ratio if ratio >= 1.0 else 1.0
+    invscale = 1.0 / ratio if ratio >= 1.0 else 1.0
+    center = (torch.arange(out_size, dtype=dtype) + 0.5) * ratio
+    # static_cast<int64_t> truncates toward zero; xmin is then clamped at 0 anyway.
+    xmin = torch.clamp(torch.trunc(center - support + 0.5), min=0)
+    xmax = torch.clamp(torch.trunc(center + support + 0.5), max=in_size)
+    j = torch.arange(in_size, dtype=dtype)
+    distance = ((j.unsqueeze(0) - center.unsqueeze(1) + 0.5) * invscale).abs()
+    inside = (j.unsqueeze(0) >= xmin.unsqueeze(1)) & (j.unsqueeze(0) < xmax.unsqueeze(1))
+    weights = torch.where(inside & (distance < 1.0), 1.0 - distance, 0.0)
+    total = weights.sum(1, keepdim=True)
+    return torch.where(total != 0, weights / torch.where(total != 0, total, 1.0), weights)
+
+
+def _upsample_bilinear2d_aa(x, output_size, align_corners, scales_h=None, scales_w=None):
+    """Anti-aliased bilinear resize of the last two dims as two contractions with per-dim weight
+    matrices (built from `arange`, so the graph holds no constants)."""
+    if not x.dtype.is_floating_point:
+        return NotImplemented
+    out_h, out_w = output_size
+    in_h, in_w = x.shape[-2:]
+    weights_h = _aa_bilinear_weights(in_h, out_h, align_corners, scales_h, x.dtype)
+    weights_w = _aa_bilinear_weights(in_w, out_w, align_corners, scales_w, x.dtype)
+    rows = torch.matmul(x, weights_w.t())  # [.., in_h, out_w]: the horizontal pass first, as eager
+    return torch.matmul(weights_h, rows)
+
+
+DECOMPOSITIONS[aten._upsample_bilinear2d_aa.default] = _upsample_bilinear2d_aa

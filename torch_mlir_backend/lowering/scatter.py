@@ -16,6 +16,11 @@ Work is numel(result) x index.size(dim), all of it parallel over the result.
 Indices that name no position in the dimension (out of range) contribute nothing, instead of
 raising as eager does: compiled code cannot raise, and this never reads or writes outside a
 buffer. Negative indices are out of range too, as in eager's scatter.
+
+`DECOMPOSITIONS` (end of the module) brings index_put to the form its rule takes (index tensors
+in non-leading dims, index shapes that broadcast, bool masks whose values do not depend on the
+number of selected positions, bool tensors) and writes put, index_reduce, as_strided_scatter and
+segment_reduce as the scatters above.
 """
 from __future__ import annotations
 
@@ -272,3 +277,159 @@ def slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
     off_dyn, off_static = _mixed(offsets)
     size_dyn, size_static = _mixed(sizes)
     return tensor.InsertSliceOp(src, dest, off_dyn, size_dyn, [], off_static, size_static, strides).result
+
+
+# ----- decompositions -------------------------------------------------------------------------
+# Scatter-like ops written with torch ops that reach the rules above (and `index_put` in
+# backward.py); `decompositions.decomposition_table()` merges them in. Each returns
+# NotImplemented for the inputs the rules take as they are, so AOTAutograd keeps the op.
+DECOMPOSITIONS: dict = {}
+
+
+def _decomposes(*ops):
+    def register(fn):
+        for op in ops:
+            DECOMPOSITIONS[op] = fn
+        return fn
+
+    return register
+
+
+def _index_result_shape(shape: Sequence[int], indices: Sequence, bshape: Sequence[int]) -> tuple[list, int]:
+    """Shape of `x[indices]` (advanced indexing) and where the broadcast index dims go in it:
+    in place of the indexed dims when those are adjacent, else first (NumPy's rule)."""
+    positions = [d for d, i in enumerate(indices) if i is not None]
+    adjacent = positions == list(range(positions[0], positions[-1] + 1))
+    first = positions[0] if adjacent else 0
+    rest = [shape[d] for d in range(len(shape)) if d not in positions]
+    return rest[:first] + list(bshape) + rest[first:], first
+
+
+@_decomposes(aten.index_put.default)
+def index_put(x, indices, values, accumulate=False):
+    """Brings `index_put` to the form the rule lowers (int index tensors of one shape in the
+    leading dims of a non-bool tensor): bool tensors go through uint8; a single bool mask whose
+    values do not depend on the number of selected positions becomes a `where`; index tensors
+    are broadcast to one shape; indexed dims are moved to the front (x[:, i] = v)."""
+    indices = list(indices)
+    while indices and indices[-1] is None:
+        indices.pop()
+    if not indices:
+        return NotImplemented
+    if x.dtype == torch.bool:
+        as_bytes = aten.index_put.default(x.to(torch.uint8), indices, values.to(torch.uint8), accumulate)
+        return as_bytes != 0
+    given = [(d, i) for d, i in enumerate(indices) if i is not None]
+    if any(i.dtype in (torch.bool, torch.uint8) for _, i in given):
+        if len(given) != 1:
+            return NotImplemented
+        d, mask = given[0]
+        k = mask.dim()
+        # values broadcast to x.shape[:d] + [number selected] + x.shape[d + k:]; only a size-1
+        # (or absent) selected dim keeps the result's values independent of the mask's data.
+        trailing = x.dim() - d - k
+        selected_at = values.dim() - trailing - 1
+        if selected_at >= 0 and values.shape[selected_at] != 1:
+            return NotImplemented
+        lead = list(x.shape[:d]) + [1] + list(x.shape[d + k:])
+        v = values.to(x.dtype).expand(lead)
+        v = v.reshape(list(x.shape[:d]) + [1] * k + list(x.shape[d + k:]))
+        m = mask.to(torch.bool).reshape([1] * d + list(mask.shape) + [1] * trailing)
+        return torch.where(m, x + v if accumulate else v, x)
+    if any(i.dtype not in (torch.int64, torch.int32) for _, i in given):
+        return NotImplemented
+    shapes = {tuple(i.shape) for _, i in given}
+    leading = [d for d, _ in given] == list(range(len(indices)))
+    if leading and len(shapes) == 1:
+        return NotImplemented  # the rule's own form
+    index_tensors = torch.broadcast_tensors(*[i for _, i in given])
+    bshape = list(index_tensors[0].shape)
+    positions = [d for d, _ in given]
+    rest = [d for d in range(x.dim()) if d not in positions]
+    result_shape, first = _index_result_shape(list(x.shape), indices, bshape)
+    v = values.expand(result_shape)
+    nb = len(bshape)
+    if first:  # the index dims go first in the permuted tensor's x[indices]
+        v = v.movedim(list(range(first, first + nb)), list(range(nb)))
+    perm = positions + rest
+    out = aten.index_put.default(x.permute(perm), list(index_tensors), v, accumulate)
+    inverse = [perm.index(d) for d in range(x.dim())]
+    return out.permute(inverse)
+
+
+@_decomposes(aten.put.default)
+def put(x, index, source, accumulate=False):
+    """`x.put(index, source)`: index_put on the flattened tensor (as Inductor decomposes it)."""
+    flat = aten.index_put.default(x.reshape(-1), [index.reshape(-1)], source.reshape(-1), accumulate)
+    return flat.reshape(x.shape)
+
+
+@_decomposes(aten.index_reduce.default)
+def index_reduce(x, dim, index, source, reduce, include_self=True):
+    """index_reduce along `dim` as scatter_reduce with the 1-D index spread over the source's
+    shape (same reductions, same mean with or without the destination's value)."""
+    if x.dim() == 0:
+        return index_reduce(x.reshape(1), 0, index.reshape(-1), source.reshape(-1), reduce,
+                            include_self).reshape(())
+    dim = dim % x.dim()
+    index = index.reshape(-1).to(torch.int64)
+    spread = index.reshape([1] * dim + [-1] + [1] * (x.dim() - dim - 1)).expand(source.shape)
+    return x.scatter_reduce(dim, spread, source, reduce, include_self=include_self)
+
+
+@_decomposes(aten.as_strided_scatter.default)
+def as_strided_scatter(x, src, size, stride, storage_offset=None):
+    """src written to the positions `x.as_strided(size, stride, storage_offset)` reads, in the
+    dense row-major layout the `as_strided` rule (creation.py) reads too."""
+    positions = torch.arange(x.numel(), device=x.device).as_strided(size, stride, storage_offset or 0)
+    flat = aten.index_put.default(x.reshape(-1), [positions.reshape(-1)], src.reshape(-1), False)
+    return flat.reshape(x.shape)
+
+
+_SEGMENT_REDUCTIONS = {"max": "amax", "min": "amin", "sum": "sum", "mean": "sum", "prod": "prod"}
+
+
+@_decomposes(aten.segment_reduce.default)
+def segment_reduce(data, reduce, lengths=None, indices=None, offsets=None, axis=0, unsafe=False,
+                   initial=None):
+    """Segments along `axis` (sizes from `lengths` or `offsets`, per leading batch) as a
+    scatter_reduce onto a start value: `initial`, else the reduction's identity. Positions past the
+    last segment go to an extra segment that is dropped. Empty segments give the start value
+    (NaN for a mean without `initial`), as eager's kernel."""
+    if indices is not None or reduce not in _SEGMENT_REDUCTIONS:
+        return NotImplemented
+    axis = axis % data.dim()
+    if lengths is None and offsets is None:
+        return NotImplemented
+    if lengths is None:
+        lengths = offsets[..., 1:] - offsets[..., :-1]
+    batch = list(data.shape[:axis])
+    if list(lengths.shape[:-1]) != batch:
+        return NotImplemented
+    segments = lengths.shape[-1]
+    n = data.shape[axis]
+    trailing = data.dim() - axis - 1
+    ends = torch.cumsum(lengths, -1)
+    position = torch.arange(n, device=data.device)
+    # Segment of each position: how many segments end at or before it.
+    segment = (ends.unsqueeze(-1) <= position).sum(-2)
+    segment = segment.reshape(batch + [n] + [1] * trailing).expand(data.shape)
+    dtype = data.dtype
+    if initial is not None:
+        start = initial
+    elif reduce in ("max", "min"):
+        start = float("-inf") if reduce == "max" else float("inf")
+        if not dtype.is_floating_point:
+            start = torch.iinfo(dtype).min if reduce == "max" else torch.iinfo(dtype).max
+    else:
+        start = 1 if reduce == "prod" else 0
+    dest_shape = batch + [segments + 1] + list(data.shape[axis + 1:])
+    dest = torch.full(dest_shape, start, dtype=dtype, device=data.device)
+    out = dest.scatter_reduce(axis, segment, data, _SEGMENT_REDUCTIONS[reduce], include_self=True)
+    out = out.narrow(axis, 0, segments)
+    if reduce == "mean":
+        count = lengths.reshape(batch + [segments] + [1] * trailing)
+        out = out / count.clamp(min=1).to(dtype)
+        if initial is None:
+            out = torch.where(count == 0, float("nan"), out)
+    return out

@@ -3,3 +3,4 @@ from . import elementwise, linear_algebra, reduction, shape, convolution, poolin
 from . import elementwise_dtypes, families, models_vision, models_text  # noqa: F401
 from . import selection  # noqa: F401
 from . import special  # noqa: F401
+from . import indexing  # noqa: F401
