@@ -3,10 +3,10 @@
 mode); searches of sorted sequences (bucketize, searchsorted) and histograms (histc, histogram).
 Values and indices are exact, except histogram densities (float rounding).
 
-Eager's unstable sort is libstdc++'s std::sort and its kthvalue ATen's quickselect, which we
-replay: tests with many ties check that the indices of equal values are eager's. Tests of `topk`
-use distinct values, since eager's order of equal ones there is std::partial_sort's or
-std::nth_element's, which we do not replay; `stable=True`,
+Eager's unstable sort is libstdc++'s std::sort, its kthvalue ATen's quickselect and its topk
+(k * 64 > n) std::nth_element + std::sort, which we replay: tests with many ties check that the
+indices of equal values are eager's. topk with k * 64 <= n (std::partial_sort, not replayed) is
+tested on distinct values; `stable=True`,
 median (eager orders by value, then index) and mode (rows of at most 16 elements, where eager's
 std::sort is an insertion sort, hence stable) tests have many ties."""
 import pytest
@@ -217,3 +217,19 @@ def test_unstable_sort_nan_ties_as_eager():
     x[0, ::7] = NAN
     x[1, 3::5] = NAN
     check(lambda x: (torch.sort(x, 1), torch.sort(x, 1, descending=True)), x, **EXACT)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.uint8],
+                         ids=lambda d: str(d).replace("torch.", ""))
+def test_topk_ties_as_eager(dtype):
+    # k * 64 > n: eager's nth_element + sort, replayed, including for sorted=False.
+    a, c = ties((4, 30), dtype, 21), ties((5, 5, 5), dtype, 22)
+    check(lambda a, c: (torch.topk(a, 1), torch.topk(a, 5), torch.topk(a, 20, largest=False), torch.topk(a, 30),
+                        torch.topk(a, 9, sorted=False), torch.topk(c, 2, 0), torch.topk(c, 3, 1, largest=False)),
+          a, c, **EXACT)
+
+
+def test_topk_nan_ties_as_eager():
+    x = ties((3, 40), torch.float32, 23)
+    x[:, ::6] = NAN
+    check(lambda x: (torch.topk(x, 7, 1), torch.topk(x, 7, 1, largest=False)), x, **EXACT)

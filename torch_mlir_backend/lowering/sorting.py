@@ -14,7 +14,8 @@ keep their order.
 
 Unstable sort (`stable=False`, the default): eager runs libstdc++'s std::sort, whose order of
 equal keys is not the stable one for rows longer than 16; we replay it (`std_sort_along`, see
-there) so indices match eager's. NaN compares greater than every number (eager puts NaN last in
+there) so indices match eager's, and likewise eager's topk (std::nth_element + std::sort when
+k * 64 > n) and kthvalue (ATen's quickselect). NaN compares greater than every number (eager puts NaN last in
 ascending order and first in descending order, and topk counts NaN as the largest).
 """
 from __future__ import annotations
@@ -163,6 +164,15 @@ def topk(ctx, x, k, dim=-1, largest=True, sorted=True):
     ctx.require(size is not None, "topk over a dynamic dimension is not supported")
     ctx.require(0 <= k <= size, f"k={k} is out of range for a dimension of size {size}")
     ctx.require(isinstance(largest, bool), "largest must be a compile-time bool")
+    ctx.require(isinstance(sorted, bool), "sorted must be a compile-time bool")
+    if rank and k >= 1 and k * 64 > size and all(s is not None for s in ctx.in_specs[0].shape):
+        # Eager's own algorithm on this path (nth_element + sort), so equal values keep eager's
+        # indices. With k * 64 <= n eager uses std::partial_sort (a heap), which we do not
+        # replay: the stable order below may then pick other indices among equal values.
+        dtype = ctx.in_specs[0].dtype
+        src, sort_dtype = _sortable(x, dtype)
+        values, indices = std_topk_along(src, d, k, sort_dtype, largest, sorted)
+        return b.cast_tensor(values, sort_dtype, dtype), indices
     return _sort(ctx, x, dim, largest, k if rank else None)
 
 
@@ -751,105 +761,167 @@ def _std_less(x: ir.Value, y: ir.Value, dtype: torch.dtype, descending: bool) ->
     return _greater(y, x, dtype) if not descending else _greater(x, y, dtype)
 
 
-def _std_sort_row(keys: ir.Value, n: int, dtype: torch.dtype, descending: bool):
-    """(keys, source indices) of one 1-D row of static length n > 16, ordered as std::sort."""
-    idx = b.index_type()
-    i64 = ir.IntegerType.get_signless(64)
-    c = b.index_constant
-    indices = b.generic([], [b.empty([n], torch.int64)], [b.identity_map(1)], ["parallel"],
-                        lambda _: arith.IndexCastOp(i64, _iv(0)).result)
+class _RowOps:
+    """libstdc++'s sorting building blocks on one 1-D row of keys and its int64 source indices
+    (the pairs std::sort moves together), comparing keys with `less`; positions are `index`
+    values, ranges half-open."""
 
+    def __init__(self, less):
+        self.less = less
+
+    @staticmethod
     def get(t, p):
         return tensor.ExtractOp(t, [p]).result
 
+    @staticmethod
     def put(t, p, v):
         return tensor.InsertOp(v, t, [p]).result
 
-    def swap(k, i, p, q):
-        kp, kq, ip, iq = get(k, p), get(k, q), get(i, p), get(i, q)
-        return put(put(k, p, kq), q, kp), put(put(i, p, iq), q, ip)
+    def swap(self, k, i, p, q):
+        kp, kq, ip, iq = self.get(k, p), self.get(k, q), self.get(i, p), self.get(i, q)
+        return self.put(self.put(k, p, kq), q, kp), self.put(self.put(i, p, iq), q, ip)
 
-    def less(x, y):
-        return _std_less(x, y, dtype, descending)
-
-    def lt(a, b_):
-        return arith.CmpIOp(arith.CmpIPredicate.slt, a, b_).result
-
-    def longer_than_threshold(first, last):
-        return arith.CmpIOp(arith.CmpIPredicate.sgt, arith.SubIOp(last, first).result, c(_STD_SORT_THRESHOLD)).result
-
-    capacity = n // (_STD_SORT_THRESHOLD + 1) + 2
-    # The stack of ranges still to partition, (first, last) per row; it starts with the whole row.
-    stack = tensor.InsertOp(arith.ConstantOp(i64, 0).result, b.empty([capacity, 2], torch.int64), [c(0), c(0)]).result
-    stack = tensor.InsertOp(arith.ConstantOp(i64, n).result, stack, [c(0), c(1)]).result
-
-    def partition_range(k, i, first, last):
-        """One introsort step on [first, last): returns (keys, indices, cut)."""
+    def pivot_partition(self, k, i, first, last):
+        """std::__unguarded_partition_pivot on [first, last): (keys, indices, cut)."""
+        c, less, get = b.index_constant, self.less, self.get
         mid = arith.AddIOp(first, arith.DivUIOp(arith.SubIOp(last, first).result, c(2)).result).result
-        a_, b2, m = arith.AddIOp(first, c(1)).result, mid, arith.SubIOp(last, c(1)).result
-        ka, kb, km = get(k, a_), get(k, b2), get(k, m)
+        a_, m = arith.AddIOp(first, c(1)).result, arith.SubIOp(last, c(1)).result
+        ka, kb, km = get(k, a_), get(k, mid), get(k, m)
         ab, bm, am = less(ka, kb), less(kb, km), less(ka, km)
-        pick_if_ab = b.select(bm, b2, b.select(am, m, a_))
-        pick_else = b.select(am, a_, b.select(bm, m, b2))
-        k, i = swap(k, i, first, b.select(ab, pick_if_ab, pick_else))
+        # std::__move_median_to_first(first, first + 1, mid, last - 1)
+        pick_if_ab = b.select(bm, mid, b.select(am, m, a_))
+        pick_else = b.select(am, a_, b.select(bm, m, mid))
+        k, i = self.swap(k, i, first, b.select(ab, pick_if_ab, pick_else))
         pivot = get(k, first)
+        true = b.constant(True, torch.bool)
 
         def step(k, i, lo, hi, done):
             lo = _while([lo], lambda p: less(get(k, p), pivot), lambda p: [arith.AddIOp(p, c(1)).result])[0]
             hi = arith.SubIOp(hi, c(1)).result
             hi = _while([hi], lambda p: less(pivot, get(k, p)), lambda p: [arith.SubIOp(p, c(1)).result])[0]
-            crossing = lt(lo, hi)
-            p = b.select(crossing, hi, lo)  # swapping a position with itself changes nothing
-            k, i = swap(k, i, lo, p)
+            crossing = arith.CmpIOp(arith.CmpIPredicate.slt, lo, hi).result
+            k, i = self.swap(k, i, lo, b.select(crossing, hi, lo))  # a self-swap changes nothing
             lo = b.select(crossing, arith.AddIOp(lo, c(1)).result, lo)
-            return [k, i, lo, hi, arith.XOrIOp(crossing, b.constant(True, torch.bool)).result]
+            return [k, i, lo, hi, arith.XOrIOp(crossing, true).result]
 
         k, i, cut, _, _ = _while([k, i, arith.AddIOp(first, c(1)).result, last, b.constant(False, torch.bool)],
-                                 lambda k, i, lo, hi, done: arith.XOrIOp(done, b.constant(True, torch.bool)).result,
-                                 step)
+                                 lambda k, i, lo, hi, done: arith.XOrIOp(done, true).result, step)
         return k, i, cut
 
-    def process(k, i, s, sp):
-        sp = arith.SubIOp(sp, c(1)).result
-        first = arith.IndexCastOp(idx, tensor.ExtractOp(s, [sp, c(0)]).result).result
-        last = arith.IndexCastOp(idx, tensor.ExtractOp(s, [sp, c(1)]).result).result
+    def insertion_sort(self, k, i, first, last):
+        """std::__insertion_sort on [first, last) (a stable insertion sort)."""
+        c, get, put = b.index_constant, self.get, self.put
+        loop = scf.ForOp(arith.AddIOp(first, c(1)).result, last, c(1), [k, i])
+        with ir.InsertionPoint(loop.body):
+            k, i = loop.inner_iter_args
+            pos = loop.induction_variable
+            v, vi = get(k, pos), get(i, pos)
 
-        def loop_body(k, i, s, sp, first, last):
-            k, i, cut = partition_range(k, i, first, last)
-            s = tensor.InsertOp(arith.IndexCastOp(i64, cut).result, s, [sp, c(0)]).result
-            s = tensor.InsertOp(arith.IndexCastOp(i64, last).result, s, [sp, c(1)]).result
-            sp = b.select(longer_than_threshold(cut, last), arith.AddIOp(sp, c(1)).result, sp)
-            return [k, i, s, sp, first, cut]
+            def keeps_moving(k, i, j):
+                before = arith.MaxSIOp(arith.SubIOp(j, c(1)).result, first).result
+                return arith.AndIOp(arith.CmpIOp(arith.CmpIPredicate.sgt, j, first).result,
+                                    self.less(v, get(k, before))).result
 
-        k, i, s, sp, _, _ = _while([k, i, s, sp, first, last],
-                                   lambda k, i, s, sp, first, last: longer_than_threshold(first, last), loop_body)
-        return [k, i, s, sp]
+            def shift(k, i, j):
+                before = arith.SubIOp(j, c(1)).result
+                return [put(k, j, get(k, before)), put(i, j, get(i, before)), before]
 
-    keys, indices, _, _ = _while([keys, indices, stack, c(1)],
-                                 lambda k, i, s, sp: arith.CmpIOp(arith.CmpIPredicate.ugt, sp, c(0)).result, process)
+            k, i, j = _while([k, i, pos], keeps_moving, shift)
+            scf.YieldOp([put(k, j, v), put(i, j, vi)])
+        return loop.results[0], loop.results[1]
 
-    # The final insertion sort over the whole row.
-    loop = scf.ForOp(c(1), c(n), c(1), [keys, indices])
-    with ir.InsertionPoint(loop.body):
-        k, i = loop.inner_iter_args
-        pos = loop.induction_variable
-        v, vi = get(k, pos), get(i, pos)
+    def sort(self, k, i, length: int):
+        """std::sort of positions [0, length) (length static): introsort's partitioning down to
+        ranges of 16 (right parts on a stack), then one insertion sort (heapsort fallback left
+        out: see the section comment)."""
+        c = b.index_constant
+        i64 = ir.IntegerType.get_signless(64)
+        if length > _STD_SORT_THRESHOLD:
+            def longer(first, last):
+                return arith.CmpIOp(arith.CmpIPredicate.sgt, arith.SubIOp(last, first).result,
+                                    c(_STD_SORT_THRESHOLD)).result
 
-        def keeps_moving(k, i, j):
-            before = arith.MaxSIOp(arith.SubIOp(j, c(1)).result, c(0)).result
-            return arith.AndIOp(arith.CmpIOp(arith.CmpIPredicate.ugt, j, c(0)).result, less(v, get(k, before))).result
+            capacity = length // (_STD_SORT_THRESHOLD + 1) + 2
+            # The stack of ranges still to partition, (first, last) per row; it starts with [0, length).
+            stack = tensor.InsertOp(arith.ConstantOp(i64, 0).result, b.empty([capacity, 2], torch.int64),
+                                    [c(0), c(0)]).result
+            stack = tensor.InsertOp(arith.ConstantOp(i64, length).result, stack, [c(0), c(1)]).result
 
-        def shift(k, i, j):
-            before = arith.SubIOp(j, c(1)).result
-            return [put(k, j, get(k, before)), put(i, j, get(i, before)), before]
+            def process(k, i, s, sp):
+                sp = arith.SubIOp(sp, c(1)).result
+                first = arith.IndexCastOp(b.index_type(), tensor.ExtractOp(s, [sp, c(0)]).result).result
+                last = arith.IndexCastOp(b.index_type(), tensor.ExtractOp(s, [sp, c(1)]).result).result
 
-        k, i, j = _while([k, i, pos], keeps_moving, shift)
-        scf.YieldOp([put(k, j, v), put(i, j, vi)])
-    return loop.results[0], loop.results[1]
+                def loop_body(k, i, s, sp, first, last):
+                    k, i, cut = self.pivot_partition(k, i, first, last)
+                    s = tensor.InsertOp(arith.IndexCastOp(i64, cut).result, s, [sp, c(0)]).result
+                    s = tensor.InsertOp(arith.IndexCastOp(i64, last).result, s, [sp, c(1)]).result
+                    sp = b.select(longer(cut, last), arith.AddIOp(sp, c(1)).result, sp)
+                    return [k, i, s, sp, first, cut]
+
+                k, i, s, sp, _, _ = _while([k, i, s, sp, first, last],
+                                           lambda k, i, s, sp, first, last: longer(first, last), loop_body)
+                return [k, i, s, sp]
+
+            k, i, _, _ = _while([k, i, stack, c(1)],
+                                lambda k, i, s, sp: arith.CmpIOp(arith.CmpIPredicate.ugt, sp, c(0)).result, process)
+        if length > 1:
+            k, i = self.insertion_sort(k, i, c(0), c(length))
+        return k, i
+
+    def nth_element(self, k, i, nth: int, length: int):
+        """std::nth_element(0, nth, length): introselect's partitioning while the range holds more
+        than 3 elements (heapsort fallback left out), then an insertion sort of what is left."""
+        c = b.index_constant
+
+        def larger_than_three(k, i, first, last):
+            return arith.CmpIOp(arith.CmpIPredicate.sgt, arith.SubIOp(last, first).result, c(3)).result
+
+        def narrow(k, i, first, last):
+            k, i, cut = self.pivot_partition(k, i, first, last)
+            right_of_nth = arith.CmpIOp(arith.CmpIPredicate.sle, cut, c(nth)).result
+            return [k, i, b.select(right_of_nth, cut, first), b.select(right_of_nth, last, cut)]
+
+        k, i, first, last = _while([k, i, c(0), c(length)], larger_than_three, narrow)
+        return self.insertion_sort(k, i, first, last)
+
+
+def _iota_row(n: int) -> ir.Value:
+    i64 = ir.IntegerType.get_signless(64)
+    return b.generic([], [b.empty([n], torch.int64)], [b.identity_map(1)], ["parallel"],
+                     lambda _: arith.IndexCastOp(i64, _iv(0)).result)
+
+
+def _std_sort_row(keys: ir.Value, n: int, dtype: torch.dtype, descending: bool):
+    """(keys, source indices) of one 1-D row of static length n, ordered as std::sort."""
+    ops = _RowOps(lambda x, y: _std_less(x, y, dtype, descending))
+    return ops.sort(keys, _iota_row(n), n)
 
 
 def std_sort_along(x: ir.Value, dim: int, dtype: torch.dtype, descending: bool) -> tuple[ir.Value, ir.Value]:
-    """As eager's unstable sort, for a static shape whose sorted dimension is longer than 16."""
+    """As eager's unstable sort, for a static shape."""
+    n = b.static_shape(x)[dim]
+    return _per_row(x, dim, n, lambda row: _std_sort_row(row, n, dtype, descending))
+
+
+def std_topk_along(x: ir.Value, dim: int, k: int, dtype: torch.dtype, largest: bool, sorted_: bool):
+    """As eager's topk when k * 64 > n (static shape): std::nth_element at k - 1, then (sorted)
+    std::sort of the first k - 1, on (key, index) pairs; the first k pairs are the result."""
+    n = b.static_shape(x)[dim]
+    ops = _RowOps(lambda a, c: _std_less(a, c, dtype, largest))
+
+    def row_fn(row):
+        keys, idx = ops.nth_element(row, _iota_row(n), k - 1, n)
+        if sorted_:
+            keys, idx = ops.sort(keys, idx, k - 1)
+        return extract_slice(keys, [0], [k], [1]), extract_slice(idx, [0], [k], [1])
+
+    return _per_row(x, dim, k, row_fn)
+
+
+def _per_row(x: ir.Value, dim: int, out_len: int, row_fn) -> tuple[ir.Value, ir.Value]:
+    """Apply `row_fn` (1-D row -> (keys, indices) of length out_len) to every row along `dim` of
+    a static-shape tensor, one row after the other."""
     shape = b.static_shape(x)
     rank = len(shape)
     n = shape[dim]
@@ -857,8 +929,11 @@ def std_sort_along(x: ir.Value, dim: int, dtype: torch.dtype, descending: bool) 
     rows = 1
     for d in others:
         rows *= shape[d]
+    out_shape = list(shape)
+    out_shape[dim] = out_len
     loop = scf.ForOp(b.index_constant(0), b.index_constant(rows), b.index_constant(1),
-                     [b.empty(shape, dtype), b.empty(shape, torch.int64)])
+                     [tensor.EmptyOp(out_shape, ir.RankedTensorType(x.type).element_type).result,
+                      b.empty(out_shape, torch.int64)])
     with ir.InsertionPoint(loop.body):
         out_v, out_i = loop.inner_iter_args
         r = loop.induction_variable
@@ -869,9 +944,9 @@ def std_sort_along(x: ir.Value, dim: int, dtype: torch.dtype, descending: bool) 
             rest = arith.DivUIOp(rest, b.index_constant(shape[d])).result
         sizes = [1] * rank
         sizes[dim] = n
-        drop = tuple(others)
-        row = extract_slice(x, offsets, sizes, [1] * rank, drop)
-        keys, idx = _std_sort_row(row, n, dtype, descending)
+        row = extract_slice(x, offsets, sizes, [1] * rank, tuple(others))
+        keys, idx = row_fn(row)
+        sizes[dim] = out_len
         scf.YieldOp([_insert_row(keys, out_v, offsets, sizes), _insert_row(idx, out_i, offsets, sizes)])
     return loop.results[0], loop.results[1]
 
