@@ -9,7 +9,10 @@ PyTorch's Core ATen decomposition table (plus `decompositions.EXTRA`); each grap
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -25,7 +28,7 @@ from .importers.fx_importer import FxImporter
 from .lowering import lower_to_linalg
 from .options import CompileOptions
 from .partition import compile_graph
-from .runtime import ArgLayout, compile_linalg
+from .runtime import ArgLayout, GraphOwner, compile_linalg, compile_torch_graph
 from .types import TensorSpec
 
 
@@ -44,29 +47,63 @@ class CompiledFxGraph:
 
     Only tensors computed by the graph go through MLIR; graph inputs that are returned as they
     are (AOTAutograd saves many for backward) and constant outputs are handed back directly.
+
+    With `reacquire`, the compiled graph is held weakly: its `GraphOwner` (the parameters of the
+    model it was compiled for) holds it, so deleting the model frees its JIT engine while Dynamo's
+    code cache still holds this object (Dynamo reuses it for any later model of the same
+    structure). A call after that gets the graph back through `reacquire(owner)` (in-memory cache,
+    disk cache, or a compile) with the parameters of that call as the new owner.
     """
 
     _boxed_call = True
 
     def __init__(self, compiled, tensor_arg_positions: Sequence[int], outputs: Sequence[OutputSlot],
-                 pack_inputs: Optional[Callable[[list], list]] = None):
+                 pack_inputs: Optional[Callable[[list], list]] = None,
+                 reacquire: Optional[Callable[[Optional[GraphOwner]], Any]] = None):
         # Also an instance attribute: Dynamo wraps backward callables with `functools.wraps`,
         # which copies the instance `__dict__` but not class attributes; without it AOTAutograd
         # would call the backward unboxed.
         self._boxed_call = True
-        self.compiled = compiled
+        self._reacquire = reacquire
+        self._owner_slot = _current_owner.get() or OwnerSlot(None)
+        self._strong = compiled if reacquire is None else None
+        self._weak = weakref.ref(compiled) if reacquire is not None else None
         self.tensor_arg_positions = tuple(tensor_arg_positions)
         self.pack_inputs = pack_inputs  # when SymInt inputs are passed (as 0-d tensors)
         self.outputs = tuple(outputs)
         self._all_results = all(o.kind == "result" for o in outputs) and \
             [o.index for o in outputs] == list(range(len(outputs)))
 
+    @property
+    def compiled(self):
+        """The compiled graph (None while released: its owner is gone and no call came since)."""
+        return self._strong if self._strong is not None else self._weak()
+
+    def _graph_for(self, args: list):
+        """The compiled graph after its owner was collected: owned by this call's parameters, or
+        (a backward graph, called with saved activations) by the model whose forward graph of
+        the same Dynamo graph was last called."""
+        owner = GraphOwner.of(a for a in args if isinstance(a, torch.nn.Parameter))
+        if owner is not None:
+            self._owner_slot.owner = owner
+        elif self._owner_slot.owner is not None and self._owner_slot.owner.alive:
+            owner = self._owner_slot.owner
+        compiled = self._reacquire(owner)
+        if owner is None:
+            self._strong = compiled
+        else:
+            self._weak = weakref.ref(compiled)
+        return compiled
+
     def __call__(self, args: list) -> list:
+        compiled = self._strong
+        if compiled is None:
+            compiled = self._weak() or self._graph_for(args)
         if self.pack_inputs is None:
             inputs = [args[i] for i in self.tensor_arg_positions]
         else:
             inputs = self.pack_inputs(args)
-        results = self.compiled(*inputs)
+        results = compiled(*inputs)
         if self._all_results:
             args.clear()
             return results
@@ -105,10 +142,37 @@ def _plan_outputs(gm: torch.fx.GraphModule):
     return slots, result_nodes
 
 
+@dataclass
+class OwnerSlot:
+    """The current owner of the graphs compiled for one Dynamo graph (forward, backward and
+    partition regions): the model they were compiled for, later the last model that called them."""
+
+    owner: Optional[GraphOwner]
+
+
+# The OwnerSlot of the Dynamo graph `make_backend`'s compiler is compiling (a context variable, not
+# an argument: compile_fx_graph keeps its (gm, example_inputs, options) signature for wrappers).
+_current_owner: contextvars.ContextVar = contextvars.ContextVar("torch_mlir_graph_owner", default=None)
+
+
+@contextlib.contextmanager
+def _owned_by(owner: "OwnerSlot"):
+    token = _current_owner.set(owner)
+    try:
+        yield
+    finally:
+        _current_owner.reset(token)
+
+
 def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
                      options: Optional[CompileOptions] = None) -> CompiledFxGraph:
-    """Compile one functional Core ATen FX graph (nodes carry FakeTensor `meta['val']`)."""
+    """Compile one functional Core ATen FX graph (nodes carry FakeTensor `meta['val']`).
+
+    Inside the backend, the model's parameters own the compiled graph (see `CompiledFxGraph`);
+    called directly, the graph lives as long as the returned object."""
     options = options or CompileOptions()
+    slot = _current_owner.get()
+    owner = slot.owner if slot is not None else None
     t0 = time.perf_counter()
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     placeholder_vals = [n.meta.get("val") for n in placeholders]
@@ -129,8 +193,9 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
     importer = FxImporter()
     importer.import_graph_module(gm, "main", results=result_nodes)
     torch_module = importer.module
-    linalg_module = lower_to_linalg(torch_module, shape_plan.int_arg_dims if shape_plan else None,
-                                    symbolic_shapes(gm) if shape_plan else None)
+    import_seconds = time.perf_counter() - t0
+    int_arg_dims = shape_plan.int_arg_dims if shape_plan else None
+    symbols = symbolic_shapes(gm) if shape_plan else None
 
     arg_vals = [placeholder_vals[i] for i in tensor_positions]
     arg_specs = [TensorSpec.from_tensor(v) if isinstance(v, torch.Tensor) else TensorSpec((), torch.int64)
@@ -138,15 +203,48 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
     result_specs = [TensorSpec.from_tensor(v) for v in result_vals]
     layouts = [ArgLayout.CONTIGUOUS if not isinstance(v, torch.Tensor) or _surely_contiguous(v) else ArgLayout.STRIDED
                for v in arg_vals]
+    result_shapes = shape_plan.result_shapes if shape_plan else None
+    lowering_seconds = [0.0]
     if options.dump_dir:
+        # Every stage's IR is asked for: lower and compile afresh (compile_linalg skips the caches).
+        linalg_module = lower_to_linalg(torch_module, int_arg_dims, symbols)
         _dump_front_end(options.dump_dir, torch_module, linalg_module)
-    t_front_end = time.perf_counter()
-    compiled = compile_linalg(linalg_module, arg_specs, result_specs, options, arg_layouts=layouts,
-                              result_shapes=shape_plan.result_shapes if shape_plan else None)
+        compiled, reacquire = compile_linalg(linalg_module, arg_specs, result_specs, options, arg_layouts=layouts,
+                                             result_shapes=result_shapes), None
+    else:
+        # Looked up by the Torch-dialect text: a hit (in memory or on disk) skips the lowering too.
+        # The text with locations is kept to lower again should the graph be freed and asked for.
+        torch_text = torch_module.operation.get_asm(enable_debug_info=True)
+        key_text = torch_module.operation.get_asm(enable_debug_info=False)
+        lowering_inputs = repr((int_arg_dims, symbols))
+        imported = [torch_module]  # the first lowering uses the imported module itself
+        del torch_module, importer
+
+        def lower():
+            from mlir import ir
+
+            from .importers.fx_importer import new_context
+
+            start = time.perf_counter()
+            module = imported.pop() if imported else ir.Module.parse(torch_text, new_context())
+            linalg = lower_to_linalg(module, int_arg_dims, symbols)
+            lowering_seconds[0] += time.perf_counter() - start
+            return linalg
+
+        def reacquire(graph_owner: Optional[GraphOwner]):
+            return compile_torch_graph(key_text, lowering_inputs, lower, arg_specs, result_specs, options,
+                                       arg_layouts=layouts, result_shapes=result_shapes, owner=graph_owner)
+
+        if options.profile:
+            owner = None  # profiled graphs stay for the report at exit
+        compiled = reacquire(owner)
+        imported.clear()  # a hit did not need it
+        reacquire = reacquire if owner is not None else None
     if options.profile:
         from . import profiling
 
-        compiled = profiling.profile_graph(compiled, f"{len(gm.graph.nodes)} FX nodes", t_front_end - t0)
+        compiled = profiling.profile_graph(compiled, f"{len(gm.graph.nodes)} FX nodes",
+                                           import_seconds + lowering_seconds[0])
     if options.verbose:
         import sys
 
@@ -154,7 +252,7 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
               f"{time.perf_counter() - t0:.3f}s", file=sys.stderr)
     pack = shape_plan.pack if shape_plan is not None and len(shape_plan.passed) > len(
         [v for v in placeholder_vals if isinstance(v, torch.Tensor)]) else None
-    return CompiledFxGraph(compiled, tensor_positions, slots, pack)
+    return CompiledFxGraph(compiled, tensor_positions, slots, pack, reacquire=reacquire)
 
 
 def _reject_data_dependent_sizes(gm: torch.fx.GraphModule) -> None:
@@ -206,19 +304,27 @@ def _dump_front_end(dump_dir: str, torch_module, linalg_module) -> None:
         f.write(linalg_module.operation.get_asm(enable_debug_info=True))
 
 
-def make_backend(options: Optional[dict] = None) -> Callable:
-    """An AOTAutograd backend whose forward and backward graphs are compiled by us."""
+def make_backend(options: Optional[dict] = None, owner: Optional[GraphOwner] = None) -> Callable:
+    """An AOTAutograd backend whose forward and backward graphs are compiled by us; `owner`
+    (the model's parameters) holds their JIT engines (see `CompiledFxGraph`)."""
     opts = CompileOptions.from_dict(options)
+    slot = OwnerSlot(owner)
 
     def compiler(gm: torch.fx.GraphModule, example_inputs):
         # Ops we cannot lower run eagerly around the compiled regions (or raise when strict).
         # `compile_fx_graph` is looked up at call time so it stays the per-region compiler.
-        return compile_graph(gm, example_inputs, opts, lambda g, ex, o: compile_fx_graph(g, ex, o))
+        with _owned_by(slot):
+            return compile_graph(gm, example_inputs, opts, lambda g, ex, o: compile_fx_graph(g, ex, o))
 
     return aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
                         decompositions=decomposition_table())
 
 
 def torch_mlir(gm: torch.fx.GraphModule, example_inputs: list, options: Optional[dict] = None):
-    """The Dynamo backend function (entry point `torch_dynamo_backends: torch_mlir`)."""
-    return make_backend(options)(gm, example_inputs)
+    """The Dynamo backend function (entry point `torch_dynamo_backends: torch_mlir`).
+
+    Dynamo passes the model's parameters among the example inputs: they own the compiled graphs,
+    which are freed once the model is collected (Dynamo's code cache keeps only what is needed to
+    compile them again)."""
+    owner = GraphOwner.of(t for t in example_inputs if isinstance(t, torch.nn.Parameter))
+    return make_backend(options, owner)(gm, example_inputs)

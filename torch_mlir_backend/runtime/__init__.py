@@ -6,20 +6,25 @@ Entry point: `compile_linalg(module_or_text, arg_specs, result_specs, options) -
 from torch_mlir_backend.lowering.pipeline import ArgLayout
 from torch_mlir_backend.runtime.cache import (
     CompileCache,
+    GraphOwner,
     clear_cache,
     compilation_count,
     compile_linalg,
+    compile_torch_graph,
     default_cache,
 )
-from torch_mlir_backend.runtime.compiled_graph import CompiledGraph, build_compiled_graph
+from torch_mlir_backend.runtime.compiled_graph import CompiledGraph, build_compiled_graph, live_engine_count
 
 __all__ = [
     "ArgLayout",
     "CompileCache",
     "CompiledGraph",
+    "GraphOwner",
     "build_compiled_graph",
     "clear_cache",
     "compilation_count",
     "compile_linalg",
+    "compile_torch_graph",
     "default_cache",
+    "live_engine_count",
 ]

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -43,6 +44,15 @@ OPENMP_LIBRARY = os.path.join(sys.prefix, "lib", "libiomp5.so")
 CHECK_WRITES_ENV = "TORCH_MLIR_BACKEND_CHECK_WRITES"
 _GUARD_BYTES = 4096  # keeps the outputs' 64-byte alignment
 _GUARD_FILL = 0xA5
+
+# Live CompiledGraphs, each holding one JIT engine (or loaded cached shared object): an engine is
+# freed with the last CompiledGraph holding it, so this counts the engines the process still maps.
+_live_graphs: "weakref.WeakSet[CompiledGraph]" = weakref.WeakSet()
+
+
+def live_engine_count() -> int:
+    """How many CompiledGraphs (each with its JIT engine) are alive in this process."""
+    return len(_live_graphs)
 
 
 class CompiledGraph:
@@ -103,6 +113,7 @@ class CompiledGraph:
         ]
         self._local = threading.local()
         self._check_writes = os.environ.get(CHECK_WRITES_ENV, "") not in ("", "0")
+        _live_graphs.add(self)
 
     # -- calling ---------------------------------------------------------------------------------
     def _frame(self) -> CallFrame:
