@@ -195,13 +195,15 @@ def test_bit_ops_other_dtypes():
     h = torch.tensor([0.5, -3.0, 1e-5, 65504.0], dtype=torch.float16)
     bf = torch.tensor([0.5, -3.0, 1e-30, -0.0], dtype=torch.bfloat16)
     names = ["copysign int", "fmax int", "fmin int", "signbit int", "signbit bool", "signbit uint8",
-             "frexp f16 mantissa", "frexp f16 exponent", "frexp bf16 mantissa", "frexp bf16 exponent", "signbit bf16"]
+             "frexp f16 mantissa", "frexp f16 exponent", "frexp bf16 mantissa", "frexp bf16 exponent", "signbit bf16",
+             "fmax bool", "fmin bool", "fmax bool/float"]
 
     def fn(a, b, c, d):
         hm, he = torch.frexp(c)
         bm, be = torch.frexp(d)
         return (torch.copysign(a, b), torch.fmax(a, b), torch.fmin(a, b), torch.signbit(a), torch.signbit(a > 0),
-                torch.signbit(a.to(torch.uint8)), hm, he, bm, be, torch.signbit(d))
+                torch.signbit(a.to(torch.uint8)), hm, he, bm, be, torch.signbit(d), torch.fmax(a > 0, b > 0),
+                torch.fmin(a > 0, b > 0), torch.fmax(a > 0, c))
 
     compare_each(fn, names, [i, j, h, bf], {"default": dict(atol=0, rtol=0)})
 

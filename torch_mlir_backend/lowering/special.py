@@ -1,8 +1,9 @@
-"""Special-math elementwise ops (erfinv, erfc, lgamma/digamma/polygamma, Bessel and modified
-Bessel functions, Airy Ai, orthogonal polynomials, ndtri) and the bit-level float ops (copysign,
-signbit, nextafter, frexp, fmax/fmin, hypot) and integer shifts. Each becomes one
-`linalg.generic` whose body ports PyTorch's CPU kernel (aten/src/ATen/native/Math.h: Cephes
-coefficients, recurrences and edge cases) to arith/math, so values match eager's.
+"""Special-math elementwise ops (erfinv, erfc, erfcx, ndtri, lgamma/digamma/polygamma, Hurwitz
+zeta, Bessel and modified Bessel functions, Airy Ai, the orthogonal polynomials), the bit-level
+float ops (copysign, signbit, nextafter, frexp, fmax/fmin, hypot) and integer shifts. Each becomes
+one `linalg.generic` whose body ports PyTorch's CPU kernel (aten/src/ATen/native/Math.h: Cephes
+coefficients, recurrences and edge cases) to arith/math in eager's operation order, so values
+match eager's (mvlgamma and ldexp arrive decomposed into lgamma and pow/mul).
 
 Data-dependent C loops become `scf.while` inside the body (orthogonal-polynomial recurrences,
 zeta's series, Airy's power series); loops with a small fixed bound are unrolled with selects.
@@ -20,7 +21,7 @@ from mlir.dialects import arith, math as math_d, scf
 
 from ..types import FLOAT_DTYPES, INT_DTYPES
 from . import builders as b
-from .elementwise import NUMERIC, pointwise, promoted
+from .elementwise import pointwise, promoted
 from .registry import LoweringContext, lowers
 
 aten = torch.ops.aten
@@ -177,6 +178,7 @@ def _float_rule(targets, fn: Callable[..., Num], compute: Optional[torch.dtype] 
         return pointwise(ctx, operands, lambda _, *xs: fn(*[Num(x, cdt) for x in xs], **extra).v, compute=cdt)
 
     return rule
+
 
 # ----- Cephes / Math.h coefficient tables (copied from PyTorch's Math.h) ------------------------
 I0E_A = (
@@ -1407,12 +1409,12 @@ def _fminmax(nan_ignoring_op, int_pick):
     return body
 
 
-@lowers(aten.fmax.default, dtypes=NUMERIC, wrapped_scalars=True)
+@lowers(aten.fmax.default, wrapped_scalars=True)
 def _fmax(ctx, x, y):
     return pointwise(ctx, [x, y], _fminmax(arith.MaxNumFOp, b.max_value))
 
 
-@lowers(aten.fmin.default, dtypes=NUMERIC, wrapped_scalars=True)
+@lowers(aten.fmin.default, wrapped_scalars=True)
 def _fmin(ctx, x, y):
     return pointwise(ctx, [x, y], _fminmax(arith.MinNumFOp, b.min_value))
 
