@@ -1,7 +1,7 @@
 """Selection, scan-with-index, search and histogram cases: kthvalue, median, nanmedian, mode,
-cummax, cummin, bucketize, searchsorted, histc, histogram, nonzero_static. Float inputs have
-distinct values (no tie whose index eager leaves unspecified); integer inputs tie on purpose
-where eager's tie rule is a documented order (median, cummax, cummin, bucketize)."""
+cummax, cummin, bucketize, searchsorted, histc, histogram, nonzero_static; and ties in unstable
+sort, topk and kthvalue, whose indices follow eager's own algorithms (std::sort, nth_element,
+quickselect), which the lowering replays."""
 import torch
 
 from ._util import fn_case, inputs, rand, randint
@@ -52,3 +52,8 @@ fn_case("HistogramModule_edges", lambda x, e: torch.histogram(x, e),
 fn_case("NonzeroStaticModule_basic", lambda x: torch.nonzero_static(x, size=6), inputs(randint(3, 4, high=2)))
 fn_case("NonzeroStaticModule_padded", lambda x: torch.nonzero_static(x > 0.5, size=20, fill_value=-7),
         inputs(rand(2, 3, 4)))
+# Ties in rows longer than 16: eager's std::sort / nth_element order of equal values, replayed.
+fn_case("ArgsortModule_unstableBoolTies", lambda x: torch.argsort(x), inputs(lambda: torch.rand(300) > 0.5))
+fn_case("SortModule_unstableTiesI64", lambda x: torch.sort(x, dim=1, descending=True), inputs(randint(3, 40, high=3)))
+fn_case("TopkModule_tiesI64", lambda x: torch.topk(x, 6, dim=1), inputs(randint(4, 25, high=3)))
+fn_case("KthvalueModule_tiesI64", lambda x: torch.kthvalue(x, 9, dim=1), inputs(randint(3, 20, high=3)))
