@@ -7,8 +7,8 @@ Eager's unstable sort is libstdc++'s std::sort, its kthvalue ATen's quickselect 
 (k * 64 > n) std::nth_element + std::sort, which we replay: tests with many ties check that the
 indices of equal values are eager's. topk with k * 64 <= n (std::partial_sort, not replayed) is
 tested on distinct values; `stable=True`,
-median (eager orders by value, then index) and mode (rows of at most 16 elements, where eager's
-std::sort is an insertion sort, hence stable) tests have many ties."""
+median (eager orders by value, then index) and mode (eager's std::sort, replayed) tests have many
+ties."""
 import pytest
 import torch
 
@@ -129,7 +129,7 @@ def test_median_of_0d_and_of_length_1():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mode_with_ties(dtype):
-    # Rows of at most 16 elements (see the module docstring); the smallest most frequent value wins.
+    # The smallest most frequent value wins; its index is the last in eager's std::sort order.
     a = make_input((5, 9), dtype, -2, 2, seed=9)
     c = make_input((3, 6, 4), dtype, -2, 2, seed=10)
     check(lambda a, c: (torch.mode(a), torch.mode(a, 0), torch.mode(c, 1), torch.mode(c, -1, keepdim=True)),
@@ -233,3 +233,11 @@ def test_topk_nan_ties_as_eager():
     x = ties((3, 40), torch.float32, 23)
     x[:, ::6] = NAN
     check(lambda x: (torch.topk(x, 7, 1), torch.topk(x, 7, 1, largest=False)), x, **EXACT)
+
+
+def test_mode_of_long_rows_and_nan_as_eager():
+    # Rows longer than 16 (std::sort is no longer an insertion sort) and NaN (each its own run).
+    a = ties((4, 40), torch.int64, 24)
+    x = ties((3, 30), torch.float32, 25)
+    x[:, ::7] = NAN
+    check(lambda a, x: (torch.mode(a, 1), torch.mode(a, 0), torch.mode(x, 1), torch.mode(x, 0)), a, x, **EXACT)

@@ -177,11 +177,10 @@ def topk(ctx, x, k, dim=-1, largest=True, sorted=True):
 
 
 # ----- selection by rank: kthvalue, median, nanmedian, mode ----------------------------------
-# median, nanmedian and mode sort (stably, NaN last) and read one position per row. Eager's
-# comparators order by (value, index) for median/nanmedian, so ties give the smallest index, as a
-# stable sort does. mode's std::sort gives no promised index among equal values; rows of at most
-# 16 elements (std::sort's insertion-sort range) agree with the stable order. kthvalue replays
-# eager's quickselect (`quickselect_along`), so its index among equal values is eager's.
+# median and nanmedian sort (stably, NaN last) and read one position per row: eager's
+# comparators order by (value, index), so ties give the smallest index, as a stable sort does.
+# mode replays eager's std::sort (static shapes; see `_RowOps`) and kthvalue eager's quickselect
+# (`quickselect_along`), so their indices among equal values are eager's.
 
 def _sortable(x: ir.Value, dtype: torch.dtype) -> tuple[ir.Value, torch.dtype]:
     """Bool rows are sorted as bytes (bool temporaries cannot live in buffers)."""
@@ -339,7 +338,13 @@ def mode(ctx, x, dim=-1, keepdim=False):
     if rank == 0:
         return _copy(x, dtype), b.full([], 0, torch.int64)
     src, sort_dtype = _sortable(x, dtype)
-    values, indices = sort_along(src, d, sort_dtype, False)
+    if all(s is not None for s in ctx.in_specs[0].shape):
+        # Eager's std::sort with `a < b` on the values (NaN unordered), replayed: the index of
+        # the mode among equal values is then eager's.
+        ops = _RowOps(lambda a, c: _plain_less(a, c, sort_dtype))
+        values, indices = _per_row(src, d, size, lambda row: ops.sort(row, _iota_row(size), size))
+    else:
+        values, indices = sort_along(src, d, sort_dtype, False)
     sizes = b.sizes_of(values)
     kept = [i for i in range(rank) if i != d]
     out_sizes = [sizes[i] for i in kept]
@@ -385,6 +390,13 @@ def mode(ctx, x, dim=-1, keepdim=False):
     if keepdim:
         v, i = b.expand_dims(v, [d], rank), b.expand_dims(i, [d], rank)
     return v, i
+
+
+def _plain_less(a: ir.Value, c: ir.Value, dtype: torch.dtype) -> ir.Value:
+    if b.is_float(dtype):
+        return arith.CmpFOp(arith.CmpFPredicate.OLT, a, c).result
+    pred = arith.CmpIPredicate.ult if b.is_unsigned(dtype) else arith.CmpIPredicate.slt
+    return arith.CmpIOp(pred, a, c).result
 
 
 def _i64c(value: int) -> ir.Value:
