@@ -168,7 +168,9 @@ def test_addbmm_bilinear_and_distances(dtype):
     def distances(x1, x2, b1):
         return (torch.dist(x1, x2[:, :3]), torch.dist(x1, x1[0], 3), torch.cdist(x1, x2[:4, :3]),
                 torch.cdist(b1, b1[:, :2], p=1), torch.cdist(x1, x1, p=0), torch.cdist(x1, x1, p=float("inf")),
-                F.pdist(x1), F.pdist(x2, p=1.5), F.pdist(x1[:1]))
+                F.pdist(x1), F.pdist(x2, p=1.5), F.pdist(x1[:1]),
+                torch.cdist(x1.repeat(5, 1), x2[:, :3]),  # 30 rows: eager's matmul form, as ours
+                torch.cdist(x1, x2[:, :3], compute_mode="use_mm_for_euclid_dist"))
 
     check(distances, x1, x2, b1, atol=1e-5, rtol=1e-5)
 

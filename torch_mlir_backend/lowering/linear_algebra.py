@@ -115,9 +115,15 @@ def addbmm_decomposition(bias, batch1, batch2, beta=1, alpha=1):
 
 @_decomposes(aten._cdist_forward.default)
 def cdist_forward(x1, x2, p, compute_mode=None):
-    """Pairwise p-norm distances [.., P, R] of rows of x1 [.., P, M] and x2 [.., R, M], as the
-    vector norm of the broadcast differences (exact for every p; eager's matmul form for p=2 on
-    large inputs differs by rounding only)."""
+    """Pairwise p-norm distances [.., P, R] of rows of x1 [.., P, M] and x2 [.., R, M]. For p=2
+    where eager takes its matmul form (compute_mode 1, or None/0 with more than 25 rows), the same
+    form (PyTorch's `_euclidean_dist` decomposition: one matmul, no [P, R, M] difference);
+    otherwise the vector norm of the broadcast differences, as eager's direct kernel."""
+    rows = max(x1.shape[-2], x2.shape[-2])
+    if p == 2.0 and (compute_mode == 1 or (compute_mode in (None, 0) and rows > 25)):
+        from torch._decomp.decompositions import _euclidean_dist
+
+        return _euclidean_dist(x1, x2)
     return torch.linalg.vector_norm(x1.unsqueeze(-2) - x2.unsqueeze(-3), ord=p, dim=-1)
 
 
@@ -134,12 +140,16 @@ def pdist_forward(x, p=2.0):
 
 @_decomposes(aten._trilinear.default)
 def trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim=1):
-    """ATen's `_trilinear` (nn.functional.bilinear): each input gets unit dims at its `expand`
-    positions, the three are multiplied with broadcasting and summed over `sumdim`."""
-    def expanded(t, dims):
-        for d in sorted(dims):
-            t = t.unsqueeze(d)
-        return t
+    """ATen's `_trilinear` (nn.functional.bilinear): each input lacks the dims at its `expand`
+    positions; the product of the three is summed over `sumdim`. Written as an einsum, which
+    contracts pairwise through bmm instead of materializing the full product."""
+    total = i1.dim() + len(expand1)
+    letters = [chr(ord("a") + d) for d in range(total)]
 
-    product = expanded(i1, expand1) * expanded(i2, expand2) * expanded(i3, expand3)
-    return product.sum(list(sumdim)) if sumdim else product
+    def subscript(dims):
+        return "".join(letters[d] for d in range(total) if d not in dims)
+
+    summed = {d % total for d in sumdim}
+    out = "".join(letters[d] for d in range(total) if d not in summed)
+    equation = f"{subscript(set(expand1))},{subscript(set(expand2))},{subscript(set(expand3))}->{out}"
+    return torch.einsum(equation, i1, i2, i3)

@@ -308,17 +308,18 @@ def _index_result_shape(shape: Sequence[int], indices: Sequence, bshape: Sequenc
 @_decomposes(aten.index_put.default)
 def index_put(x, indices, values, accumulate=False):
     """Brings `index_put` to the form the rule lowers (int index tensors of one shape in the
-    leading dims of a non-bool tensor): bool tensors go through uint8; a single bool mask whose
-    values do not depend on the number of selected positions becomes a `where`; index tensors
-    are broadcast to one shape; indexed dims are moved to the front (x[:, i] = v)."""
+    leading dims of a non-bool tensor): bool tensors go through int32 (an accumulated count
+    cannot wrap to zero); a single bool mask whose values do not depend on the number of
+    selected positions becomes a `where`; index tensors are broadcast to one shape; indexed dims
+    are moved to the front (x[:, i] = v)."""
     indices = list(indices)
     while indices and indices[-1] is None:
         indices.pop()
     if not indices:
         return NotImplemented
     if x.dtype == torch.bool:
-        as_bytes = aten.index_put.default(x.to(torch.uint8), indices, values.to(torch.uint8), accumulate)
-        return as_bytes != 0
+        as_ints = aten.index_put.default(x.to(torch.int32), indices, values.to(torch.int32), accumulate)
+        return as_ints != 0
     given = [(d, i) for d, i in enumerate(indices) if i is not None]
     if any(i.dtype in (torch.bool, torch.uint8) for _, i in given):
         if len(given) != 1:
