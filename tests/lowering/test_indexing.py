@@ -94,3 +94,19 @@ def test_out_of_range_indices_are_clamped_not_a_crash():
 def test_boolean_mask_index_is_rejected():
     with pytest.raises(Exception, match="aten.index.Tensor"):
         compile_fn(lambda a: a[a > 0])(make_input((4, 6), torch.float32))
+
+
+def test_gradient_of_non_leading_advanced_indexing():
+    # The backward of x[:, i, j] is an accumulating index_put with a None before the index
+    # tensors (and index shapes that broadcast), brought to the rule's form by lowering/scatter.py.
+    i, j = idx([[2], [0], [2]]), idx([1, 3])
+
+    def loss(x):
+        return (x[:, i, j] * torch.arange(6.0).view(3, 2)).sum()
+
+    x = make_input((2, 3, 4), torch.float32)
+    want_x = x.clone().requires_grad_(True)
+    loss(want_x).backward()
+    got_x = x.clone().requires_grad_(True)
+    compile_fn(loss)(got_x).backward()
+    torch.testing.assert_close(got_x.grad, want_x.grad, atol=0, rtol=0)

@@ -234,3 +234,16 @@ def test_upsample_bilinear2d_antialias(dtype):
                 aten._upsample_bilinear2d_aa.default(x, (3, 20), False, 0.4, 1.5))
 
     check(fn, x, atol=1e-5, rtol=1e-5)
+
+
+def test_grid_sample_3d():
+    # aten.grid_sampler_3d, decomposed in lowering/pooling.py; some grid points lie outside.
+    x = make_input((2, 2, 3, 4, 5), torch.float32, seed=1)
+    grid = make_input((2, 2, 3, 2, 3), torch.float32, low=-1.2, high=1.2, seed=2)
+
+    def fn(x, grid):
+        return tuple(F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=corners)
+                     for mode in ("bilinear", "nearest") for padding in ("zeros", "border", "reflection")
+                     for corners in (False, True))
+
+    check(fn, x, grid, atol=1e-5, rtol=1e-5)

@@ -18,7 +18,8 @@ Every rule follows eager's CPU dtype support (eager has no integer adaptive pool
 half-precision avg_pool3d). An empty batch gives empty results without padding anything.
 
 `DECOMPOSITIONS` (end of the module) resizes with anti-aliased bilinear interpolation
-(`_upsample_bilinear2d_aa`) as two contractions with weight matrices built like eager's.
+(`_upsample_bilinear2d_aa`) as two contractions with weight matrices built like eager's, and
+samples volumes (`grid_sampler_3d`) by gathering the corners of each grid point.
 """
 from __future__ import annotations
 
@@ -466,3 +467,64 @@ def _upsample_bilinear2d_aa(x, output_size, align_corners, scales_h=None, scales
 
 
 DECOMPOSITIONS[aten._upsample_bilinear2d_aa.default] = _upsample_bilinear2d_aa
+
+
+def _grid_sampler_3d(x, grid, interpolation_mode=0, padding_mode=0, align_corners=False):
+    """Volumetric grid_sample (trilinear or nearest; zeros, border or reflection padding) as
+    PyTorch's `grid_sampler_2d` decomposition does it in 2-D: grid coordinates (x, y, z index W,
+    H, D) unnormalized and padded, then each corner gathered by advanced indexing and weighted;
+    corners outside the input weigh 0."""
+    if interpolation_mode not in (0, 1) or padding_mode not in (0, 1, 2) or not x.dtype.is_floating_point:
+        return NotImplemented
+    n, c, in_d, in_h, in_w = x.shape
+    _, out_d, out_h, out_w, _ = grid.shape
+
+    def unnormalize(coords, size):
+        scale = (size * 0.5 - 0.5) if align_corners else size * 0.5
+        return coords * scale + (size * 0.5 - 0.5)
+
+    def reflect(coords, twice_low, twice_high):
+        if twice_low == twice_high:
+            return torch.zeros_like(coords)
+        low, span = twice_low / 2, (twice_high - twice_low) / 2
+        distance = (coords - low).abs()
+        extra = torch.fmod(distance, span)
+        flips = (distance / span).floor().to(torch.int8)
+        return torch.where(flips & 1 == 0, extra + low, span + low - extra)
+
+    def source_index(coords, size):
+        coords = unnormalize(coords, size)
+        if padding_mode == 1:
+            return torch.clamp(coords, 0, size - 1)
+        if padding_mode == 2:
+            coords = reflect(coords, 0, 2 * (size - 1)) if align_corners else reflect(coords, -1, 2 * size - 1)
+            return torch.clamp(coords, 0, size - 1)
+        return coords
+
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1, 1)
+    channel = torch.arange(c, device=x.device).view(1, c, 1, 1, 1)
+    shape = (n, 1, out_d, out_h, out_w)
+
+    def corner(ix, iy, iz, weight):
+        inside = (ix >= 0) & (ix < in_w) & (iy >= 0) & (iy < in_h) & (iz >= 0) & (iz < in_d)
+        ix, iy, iz = (torch.where(inside, t, 0).to(torch.int64).view(shape) for t in (ix, iy, iz))
+        return x[batch, channel, iz, iy, ix] * torch.where(inside, weight, 0).view(shape)
+
+    ix = source_index(grid[..., 0], in_w)
+    iy = source_index(grid[..., 1], in_h)
+    iz = source_index(grid[..., 2], in_d)
+    if interpolation_mode == 1:
+        return corner(ix.round(), iy.round(), iz.round(), torch.ones_like(ix))
+    x0, y0, z0 = ix.floor(), iy.floor(), iz.floor()
+    fx, fy, fz = ix - x0, iy - y0, iz - z0
+    total = None
+    for dz in (0, 1):
+        for dy in (0, 1):
+            for dx in (0, 1):
+                weight = (fx if dx else 1 - fx) * (fy if dy else 1 - fy) * (fz if dz else 1 - fz)
+                term = corner(x0 + dx, y0 + dy, z0 + dz, weight)
+                total = term if total is None else total + term
+    return total
+
+
+DECOMPOSITIONS[aten.grid_sampler_3d.default] = _grid_sampler_3d

@@ -1,7 +1,7 @@
 """Indexing, scatter and miscellaneous-op cases reached through decompositions: index_put forms
 (non-leading index tensors, broadcasting index shapes, bool masks, bool tensors), put,
 index_reduce, as_strided_scatter/copy, segment_reduce, addbmm, dist/cdist/pdist, bilinear,
-grid_sample, anti-aliased bilinear resize, pooling an empty batch."""
+grid_sample (2-D and 3-D), anti-aliased bilinear resize, pooling an empty batch."""
 import torch
 import torch.nn.functional as F
 
@@ -73,3 +73,6 @@ fn_case("GridSampleModule_nearestReflection",
 fn_case("UpsampleBilinearAntialiasModule_down", lambda x: F.interpolate(x, size=(3, 5), mode="bilinear", antialias=True),
         inputs(rand(1, 2, 9, 12)), atol=1e-5, rtol=1e-5)
 fn_case("AdaptiveAvgPool1dModule_emptyBatch", lambda x: F.adaptive_avg_pool1d(x, 4), inputs(rand(0, 3, 8)))
+fn_case("GridSample3dModule_trilinearBorder",
+        lambda x, g: F.grid_sample(x, g, padding_mode="border", align_corners=False),
+        inputs(rand(1, 2, 3, 4, 5), rand(1, 2, 3, 2, 3, low=-1.2, high=1.2)), atol=1e-5, rtol=1e-5)
