@@ -247,3 +247,24 @@ def test_float_min_max_become_llvm_intrinsics_with_eager_semantics():
     x[0, :3] = torch.tensor([1.0, -0.0, 0.0])
     check(lambda a, b: (a.amax(-1), a.amin(-1), torch.maximum(a, b), torch.minimum(a, b), a.clamp(-1, 1)),
           x, y, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("env,expect", [({}, True), ({codegen.ENV_MALLOC_TUNING: "0"}, False),
+                                        ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, False)],
+                         ids=["default", "disabled", "user_settings_kept"])
+def test_malloc_keeps_freed_temporaries_unless_told_not_to(env, expect):
+    """glibc keeps the generated code's freed temporaries mapped (no page faults per call),
+    unless the user configured malloc or turned it off (a fresh process: the setting is global)."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt tuning is glibc-only")
+    code = "from torch_mlir_backend.lowering import codegen; print(codegen.keep_freed_memory_mapped())"
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", codegen.ENV_MALLOC_TUNING)}
+    out = subprocess.run([sys.executable, "-c", code], env={**environment, **env}, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-1] == str(expect)

@@ -35,6 +35,42 @@ BLAS_SYMBOL = "sgemm_"
 SGEMM_HELPER = "__tmb_sgemm_row_major"
 
 
+# glibc mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+ENV_MALLOC_TUNING = "TORCH_MLIR_BACKEND_MALLOC_TUNING"
+_malloc_tuned = False
+
+
+def keep_freed_memory_mapped() -> bool:
+    """Make glibc's malloc keep freed memory (up to 32 MiB per block, 256 MiB in all) in the
+    process instead of returning it to the kernel; True if done.
+
+    The generated code allocates its temporaries with malloc and frees them before returning.
+    glibc serves blocks above its mmap threshold with a fresh mmap and trims the heap top when
+    more than its trim threshold is free, so every call page-faults (and zeroes) its temporaries
+    anew: for SDPA on [8, 4, 128, 64] that was two thirds of a call (46.8 -> 14.9 ms on one
+    thread). These are the settings PyTorch's CPU tuning guide gives for the same reason; they
+    apply to the whole process (eager kernels gain too). Skipped when the user set glibc's own
+    MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ or $TORCH_MLIR_BACKEND_MALLOC_TUNING=0, and
+    off glibc."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return True
+    if os.environ.get(ENV_MALLOC_TUNING, "1") == "0" or any(
+            v in os.environ for v in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _malloc_tuned = bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+    return _malloc_tuned
+
+
 def blas_library() -> str:
     import torch
 

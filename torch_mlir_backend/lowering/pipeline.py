@@ -844,6 +844,7 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
 
 
 def _fast_codegen_stages(threads: int, blas: bool) -> list:
+    codegen.keep_freed_memory_mapped()  # before any generated code allocates its temporaries
     codegen_stages = [
         Stage("reassociate-reductions", codegen.reassociate_reductions,
               "float reductions may be reordered (vectorizable), as eager's kernels do"),
