@@ -211,6 +211,14 @@ def all_workloads() -> list[Workload]:
                  _seeded(lambda: ((lambda x, w, b: F.layer_norm(x, (1024,), w, b)),
                                   (torch.randn(256, 1024), torch.randn(1024), torch.randn(1024))))),
         Workload("conv3x3_64_56", "micro", _seeded(_conv), 1e-3, 1e-3, flops=conv_flops),
+        # a linear on a 3-D input (views around its matmul) and attention: the building blocks of
+        # the transformer workloads, timed on their own
+        Workload("linear_8x32x128", "micro",
+                 _seeded(lambda: (F.linear, (torch.randn(8, 32, 128), torch.randn(512, 128), torch.randn(512)))),
+                 1e-4, 1e-4, flops=2 * 8 * 32 * 128 * 512),
+        Workload("sdpa_causal_8x4x128x64", "micro",
+                 _seeded(lambda: ((lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
+                                  tuple(torch.randn(8, 4, 128, 64) for _ in range(3)))), 1e-4, 1e-4),
         Workload("sum_lastdim_4096", "micro",
                  _seeded(lambda: ((lambda x: x.sum(-1)), (torch.randn(4096, 4096),))), 1e-3, 1e-4),
         Workload("max_lastdim_4096", "micro",
