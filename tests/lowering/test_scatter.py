@@ -224,3 +224,16 @@ def test_segment_reduce():
             torch.segment_reduce(data[:2].t().contiguous().t(), reduce, offsets=offsets, axis=1, initial=-1.0)))
 
     check(fn, data, lengths, offsets, atol=1e-5, rtol=1e-5)
+
+
+def test_scatter_reduce_and_scatter_add_of_bool():
+    # Eager's bool sum is `or`, prod `and` (lowered as amax / amin of bytes); scatter_add of bool
+    # is decomposed to the amax.
+    a, sa = make_input((3, 5), torch.bool, seed=1), make_input((3, 4), torch.bool, seed=3)
+
+    def fn(a, sa, i):
+        return tuple(a.scatter_reduce(1, i, sa, reduce, include_self=include_self)
+                     for reduce in ("sum", "prod", "amax", "amin") for include_self in (True, False)) + \
+            (a.scatter_add(1, i, sa),)
+
+    check(fn, a, sa, DUP_INDEX, **EXACT)

@@ -178,9 +178,19 @@ def scatter_value(ctx, x, dim, index, value):
     return _scatter(ctx, x, dim, index, value, _replace, src_is_scalar=True)
 
 
-@lowers(aten.scatter_reduce.two, dtypes=REDUCE_DTYPES)
+@lowers(aten.scatter_reduce.two, dtypes=REDUCE_DTYPES + (torch.bool,))
 def scatter_reduce(ctx, x, dim, index, src, reduce, include_self=True):
     ctx.require(reduce in ("sum", "prod", "mean", "amax", "amin"), f"unknown reduction {reduce!r}")
+    if ctx.out_spec.dtype == torch.bool:
+        # Eager's bool sum is `or` and its prod `and`: amax / amin of the bytes, which (unlike a
+        # byte sum) cannot wrap around to False.
+        ctx.require(reduce != "mean", "eager has no mean of bool tensors")
+        return _bool_scatter_reduce(ctx, x, dim, index, src, {"sum": "amax", "prod": "amin"}.get(reduce, reduce),
+                                    include_self)
+    return _scatter_reduce(ctx, x, dim, index, src, reduce, include_self)
+
+
+def _scatter_reduce(ctx, x, dim, index, src, reduce, include_self):
     ctx.require(isinstance(include_self, bool), "include_self must be a compile-time bool")
     dtype = ctx.out_spec.dtype
     combine, identity = _combiner(reduce, dtype)
@@ -201,6 +211,9 @@ def scatter_reduce(ctx, x, dim, index, src, reduce, include_self=True):
     needs_finish = reduce == "mean" or not include_self
     return _scatter(ctx, x, dim, index, src, combine, identity, include_self,
                     finish if needs_finish else None)
+
+
+_bool_scatter_reduce = bool_as_bytes(_scatter_reduce)
 
 
 @lowers(aten.masked_scatter.default)
@@ -356,6 +369,15 @@ def index_put(x, indices, values, accumulate=False):
     out = aten.index_put.default(x.permute(perm), list(index_tensors), v, accumulate)
     inverse = [perm.index(d) for d in range(x.dim())]
     return out.permute(inverse)
+
+
+@_decomposes(aten.scatter_add.default)
+def scatter_add(x, dim, index, src):
+    """A bool scatter_add is an `or` of the sources into the destination: scatter_reduce's amax
+    (other dtypes keep the scatter_add rule of backward.py)."""
+    if x.dtype != torch.bool:
+        return NotImplemented
+    return x.scatter_reduce(dim, index, src, "amax")
 
 
 @_decomposes(aten.put.default)
