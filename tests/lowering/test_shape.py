@@ -135,3 +135,15 @@ def test_constant_pad_nd(dtype):
 def test_constant_pad_nd_float_value_on_ints_truncates():
     check(lambda a: F.pad(a, (1, 1), value=2.7), make_input((3, 4), torch.int32), **EXACT)
 
+
+
+@pytest.mark.parametrize("name,fn,shape", [
+    ("select_of_size0_columns", lambda x: x[1] + 1, (2, 0)),
+    ("slice_rows_of_size0_columns", lambda x: x[1:, :] + 1, (3, 0)),
+    ("unbind_size0_rows", lambda x: torch.unbind(x, 1)[0] + 1, (0, 3)),
+    ("split_size0_columns", lambda x: torch.split(x, 1, dim=0)[1] * 2, (2, 0)),
+])
+def test_slicing_a_tensor_with_a_size_0_dim(name, fn, shape):
+    # MLIR rejects any offset into a size-0 dimension: such slices are empty results.
+    x = torch.randn(*shape)
+    check(fn, x, name=name, atol=0, rtol=0)
