@@ -124,3 +124,19 @@ def test_transformer_encoder_two_layers_with_key_padding_mask_compiles_once():
             assert_same(compiled(x, src_key_padding_mask=pad), model(x, src_key_padding_mask=pad),
                         f"encoder{(b, s)}", [x], atol=2e-5, rtol=1e-5)
         assert count() == 1
+
+
+def test_resnet18_two_batches_two_image_sizes_compiles_once():
+    # Convolutions, max pooling and global average pooling over dynamic spatial dimensions,
+    # strict mode: no op of the network runs in eager. Images of at least 64 pixels: at 32 or
+    # less the last stage's spatial size is 1, which Dynamo specializes into a graph of its own.
+    from torch_mlir_backend.e2e.cases.models_vision import ResNet18
+
+    torch.manual_seed(0)
+    model = ResNet18().eval()
+    compiled = torch.compile(model, backend="torch_mlir", dynamic=True, options={"strict": True})
+    with counting(size_oblivious=False) as count, torch.no_grad():
+        for b, hw in [(2, 64), (3, 72), (2, 80), (3, 65)]:
+            x = torch.randn(b, 3, hw, hw)
+            assert_same(compiled(x), model(x), f"resnet18{(b, hw)}", [x], atol=1e-4, rtol=1e-4)
+        assert count() == 1

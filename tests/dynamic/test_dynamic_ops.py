@@ -1,10 +1,11 @@
 """Shape ops over dynamic dimensions and run-time (SymInt) bounds: slicing, select, split/chunk,
-flip, pad, squeeze, arange of a run-time length. Each compiles once under `dynamic=True` in strict
+flip, pad, squeeze, arange of a run-time length, and pooling over dynamic spatial dimensions. Each compiles once under `dynamic=True` in strict
 mode (no eager fallback) and matches eager for every size tried. (Sizes avoid 0 and 1, which
 Dynamo specializes into graphs of their own; tests/dynamic/test_dynamic_models.py covers those.)"""
 import pytest
 import torch
 import torch._dynamo
+import torch.nn.functional as F
 
 from helpers import assert_same
 from torch_mlir_backend.runtime import compilation_count
@@ -38,6 +39,18 @@ CASES = {
                                                   float("-inf")).softmax(-1),
                           _sizes([(2, 5, 5)], [(3, 9, 9)], [(4, 17, 17)])),
 }
+
+_IMAGES = _sizes([(2, 3, 9, 11)], [(3, 3, 16, 13)], [(2, 3, 7, 20)])
+CASES.update({
+    "max_pool2d_pad": (lambda x: F.max_pool2d(x, 3, 2, 1), _IMAGES),
+    "max_pool2d_ceil_mode": (lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True), _IMAGES),
+    "max_pool2d_indices": (lambda x: F.max_pool2d(x, 2, return_indices=True), _IMAGES),
+    "avg_pool2d_pad": (lambda x: F.avg_pool2d(x, 3, 2, 1), _IMAGES),
+    "avg_pool2d_ceil_exclude_pad": (lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+                                    _IMAGES),
+    "adaptive_avg_pool2d_global": (lambda x: F.adaptive_avg_pool2d(x, 1), _IMAGES),
+    "adaptive_max_pool2d_global": (lambda x: F.adaptive_max_pool2d(x, 1), _IMAGES),
+})
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

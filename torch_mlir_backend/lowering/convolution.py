@@ -37,15 +37,18 @@ _DYN = ir.ShapedType.get_dynamic_size
 
 
 # ----- helpers shared with pooling ---------------------------------------------------------------
-def pad_tensor(value: ir.Value, low: Sequence[int], high: Sequence[int], pad_value, dtype: torch.dtype) -> ir.Value:
-    """`tensor.pad` with a constant; `low`/`high` are static per-dimension amounts (>= 0)."""
-    if not any(low) and not any(high):
+def pad_tensor(value: ir.Value, low: Sequence[int], high: Sequence[b.Size], pad_value, dtype: torch.dtype) -> ir.Value:
+    """`tensor.pad` with a constant; `low` are static per-dimension amounts (>= 0), `high` static
+    or run-time (`index` values, for dynamic dimensions)."""
+    if not any(low) and all(isinstance(h, int) and h == 0 for h in high):
         return value
     t = ir.RankedTensorType(value.type)
     shape = b.static_shape(value)
-    out_shape = [_DYN() if d is None else d + lo + hi for d, lo, hi in zip(shape, low, high)]
+    out_shape = [_DYN() if d is None or not isinstance(hi, int) else d + lo + hi
+                 for d, lo, hi in zip(shape, low, high)]
     result_type = ir.RankedTensorType.get(out_shape, t.element_type)
-    op = tensor.PadOp(result_type, value, [], [], list(low), list(high))
+    high_dynamic, high_static = _mixed(high)
+    op = tensor.PadOp(result_type, value, [], high_dynamic, list(low), high_static)
     block = op.regions[0].blocks.append(*([b.index_type()] * t.rank))
     with ir.InsertionPoint(block):
         tensor.YieldOp(b.constant(pad_value, dtype))

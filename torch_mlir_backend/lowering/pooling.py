@@ -32,7 +32,7 @@ from mlir.dialects import arith, linalg
 
 from ..types import FLOAT_DTYPES
 from . import builders as b
-from .convolution import pad_tensor, require_static, spatial_list
+from .convolution import pad_tensor, spatial_list
 from .registry import LoweringContext, lowers
 
 aten = torch.ops.aten
@@ -54,8 +54,9 @@ def _dim(i: int) -> ir.AffineExpr:
     return ir.AffineDimExpr.get(i)
 
 
-def _idx(v: int) -> ir.Value:
-    return b.index_constant(v)
+def _idx(v: b.Size) -> ir.Value:
+    """An `index` value of a static size or a dynamic one (already a Value)."""
+    return b.as_index(v)
 
 
 def _imul(x, y):
@@ -99,6 +100,19 @@ def pooled_size(size: int, kernel: int, stride: int, pad: int, dilation: int, ce
     return out
 
 
+def _pooled_size_at_run_time(size: ir.Value, kernel: int, stride: int, pad: int, dilation: int,
+                             ceil_mode: bool) -> ir.Value:
+    """`pooled_size` of a dynamic dimension, as `index` arithmetic (Dynamo has guarded that the
+    window fits, so the numerator is not negative)."""
+    numerator = _iadd(size, _idx(2 * pad - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)))
+    out = _iadd(arith.DivSIOp(numerator, _idx(stride)).result, _idx(1))
+    if ceil_mode:
+        starts_outside = _icmp(arith.CmpIPredicate.sge, _imul(_isub(out, _idx(1)), _idx(stride)),
+                               _iadd(size, _idx(pad)))
+        out = arith.SelectOp(starts_outside, _isub(out, _idx(1)), out).result
+    return out
+
+
 class _Pool:
     """Normalised arguments of a (non-adaptive) pooling op over the last `nd` dimensions."""
 
@@ -116,16 +130,25 @@ class _Pool:
         for k, s, p, d in zip(self.kernel, self.stride, self.padding, self.dilation):
             ctx.require(k > 0 and s > 0 and d > 0 and 0 <= p <= ((k - 1) * d + 1) // 2,
                         f"invalid pooling window (kernel {k}, stride {s}, padding {p}, dilation {d})")
-        self.in_spatial = require_static(ctx, x, range(self.lead, spec.rank), "pooled spatial dimensions")
-        self.out_spatial = [pooled_size(n, k, s, p, d, ceil_mode) for n, k, s, p, d in
-                            zip(self.in_spatial, self.kernel, self.stride, self.padding, self.dilation)]
-        ctx.require(all(o > 0 for o in self.out_spatial), f"output size {self.out_spatial} is too small")
+        # Spatial sizes are ints when static, `index` values when dynamic (computed per call).
+        self.in_spatial: list[b.Size] = b.sizes_of(x)[self.lead:]
+        self.out_spatial: list[b.Size] = [
+            pooled_size(n, k, s, p, d, ceil_mode) if isinstance(n, int) else _pooled_size_at_run_time(n, k, s, p, d, ceil_mode)
+            for n, k, s, p, d in zip(self.in_spatial, self.kernel, self.stride, self.padding, self.dilation)]
+        ctx.require(all(not isinstance(o, int) or o > 0 for o in self.out_spatial),
+                    f"output size {self.out_spatial} is too small")
         self.lead_sizes = b.sizes_of(x)[: self.lead]
 
     def padded(self, x: ir.Value, pad_value, dtype: torch.dtype) -> ir.Value:
         """`x` padded by `padding` on the left and enough on the right for every window."""
-        high = [max(0, (o - 1) * s + d * (k - 1) + 1 - n - p) for o, s, d, k, n, p in
-                zip(self.out_spatial, self.stride, self.dilation, self.kernel, self.in_spatial, self.padding)]
+        high: list[b.Size] = []
+        for o, s, d, k, n, p in zip(self.out_spatial, self.stride, self.dilation, self.kernel, self.in_spatial,
+                                    self.padding):
+            if isinstance(o, int) and isinstance(n, int):
+                high.append(max(0, (o - 1) * s + d * (k - 1) + 1 - n - p))
+            else:  # (o - 1) * s + d * (k - 1) + 1 - n - p, at least 0, at run time
+                need = _iadd(_imul(_isub(_idx(o), _idx(1)), _idx(s)), _idx(d * (k - 1) + 1 - p))
+                high.append(_imax(_isub(need, _idx(n)), _idx(0)))
         return pad_tensor(x, [0] * self.lead + self.padding, [0] * self.lead + high, pad_value, dtype)
 
     def window_exprs(self) -> list[ir.AffineExpr]:
@@ -285,7 +308,7 @@ def _avg_pool(ctx, x, nd, kernel_size, stride, padding, ceil_mode, count_include
         for i in range(nd):
             n, k, s, p = pool.in_spatial[i], pool.kernel[i], pool.stride[i], pool.padding[i]
             start = _isub(_imul(outs[i], _idx(s)), _idx(p))
-            end = _imin(_iadd(start, _idx(k)), _idx(n + p))
+            end = _imin(_iadd(start, _idx(k)), _iadd(_idx(n), _idx(p)))
             padded_sizes.append(_isub(end, start))
             count = _isub(_imin(end, _idx(n)), _imax(start, _idx(0)))
             sizes.append(count)
@@ -330,12 +353,19 @@ class _Adaptive:
         ctx.require(spec.rank in (nd + 1, nd + 2), f"expected a {nd + 1}-D or {nd + 2}-D input, got rank {spec.rank}")
         self.nd = nd
         self.lead = spec.rank - nd
-        self.in_spatial = require_static(ctx, x, range(self.lead, spec.rank), "pooled spatial dimensions")
+        self.in_spatial: list[b.Size] = b.sizes_of(x)[self.lead:]
         self.out_spatial = spatial_list(ctx, output_size, nd, "output_size")
         ctx.require(all(o > 0 for o in self.out_spatial), f"output_size {self.out_spatial} must be positive")
-        self.window = []
-        high = []
+        self.window: list[b.Size] = []
+        high: list[b.Size] = []
         for n, o in zip(self.in_spatial, self.out_spatial):
+            if not isinstance(n, int):
+                # A dynamic dimension pools to one output covering all of it (global pooling,
+                # as CNN heads do); other output sizes need windows known at compile time.
+                ctx.require(o == 1, f"adaptive pooling of a dynamic dimension to {o} outputs is not supported")
+                self.window.append(n)
+                high.append(0)
+                continue
             starts = [(j * n) // o for j in range(o)]
             ends = [-((-(j + 1) * n) // o) for j in range(o)]
             k = max(e - s for s, e in zip(starts, ends))
@@ -349,8 +379,8 @@ class _Adaptive:
 
     def window_exprs(self) -> list[ir.AffineExpr]:
         nd, lead = self.nd, self.lead
-        return [ir.AffineExpr.get_floor_div(_dim(lead + i) * n, o) + _dim(lead + nd + i)
-                for i, (n, o) in enumerate(zip(self.in_spatial, self.out_spatial))]
+        return [(ir.AffineExpr.get_floor_div(_dim(lead + i) * n, o) if isinstance(n, int) else _dim(lead + i))
+                + _dim(lead + nd + i) for i, (n, o) in enumerate(zip(self.in_spatial, self.out_spatial))]
 
     def bounds(self, i: int, o: ir.Value) -> tuple[ir.Value, ir.Value]:
         n, out = _idx(self.in_spatial[i]), _idx(self.out_spatial[i])
