@@ -29,6 +29,13 @@ from torch_mlir_backend.errors import CompileError
 # These stages are default_pipeline()'s code generation; "loops" selects plain loops instead.
 ENV_CODEGEN = "TORCH_MLIR_BACKEND_CODEGEN"
 
+# libiomp5 (our OpenMP loops) reads this when it starts: idle team threads sleep at once instead
+# of spinning for 200 ms, which on a 2-core machine starves torch's own (libgomp/MKL) threads
+# running between our graphs. Set when this module is imported, as early as we can: set only
+# when a 2-thread pipeline was built, a benchmark that ran 1 thread first still had 200 ms
+# spins (causal SDPA at 2 threads: 511 ms a call instead of 3).
+os.environ.setdefault("KMP_BLOCKTIME", "0")
+
 # torch's own BLAS (MKL, statically linked into libtorch_cpu.so and exporting the Fortran
 # `sgemm_`); it follows torch.set_num_threads like every torch kernel.
 BLAS_SYMBOL = "sgemm_"
@@ -648,10 +655,6 @@ def generate_loops_text(threads: int) -> str:
     threads (only those worth the fork: see `serialize_small_parallel_loops`)."""
     if threads <= 1:
         return SEQUENTIAL_LOOPS
-    # libiomp5 reads this when it starts: idle team threads sleep at once instead of spinning
-    # for 200 ms, which on a 2-core machine would starve torch's own (libgomp/MKL) threads
-    # running between our graphs.
-    os.environ.setdefault("KMP_BLOCKTIME", "0")
     return (
         "func.func(convert-linalg-to-parallel-loops),lower-affine,canonicalize,cse"
     )
