@@ -16,6 +16,7 @@ from torch_mlir_backend.runtime import (
     CompileCache,
     GraphOwner,
     compilation_count,
+    clear_cache,
     compile_linalg,
     disk_cache,
     live_engine_count,
@@ -60,6 +61,14 @@ def _train_and_infer(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module
         assert_same(got, want, "mlp weight gradient", [x], **TOL)
     model.zero_grad()
     return compiled
+
+
+@pytest.fixture(autouse=True)
+def _empty_in_memory_cache():
+    # Earlier tests in this worker may have filled the in-memory cache to its cap (512 pinned
+    # entries), so a new compile would evict (free) one and the engine counts below would not move.
+    clear_cache()
+    gc.collect()
 
 
 def _rss_bytes() -> int:
