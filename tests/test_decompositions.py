@@ -45,3 +45,26 @@ def test_multihead_attention_fast_path():
     x = torch.randn(2, 5, 32)
     _run(mha, x, x, x, need_weights=False)
     _run(mha, x, x, x)  # with averaged attention weights
+
+
+@pytest.mark.parametrize("in_hw,out_hw", [((7, 9), (3, 4)), ((8, 8), (1, 1)), ((5, 6), (5, 6)), ((4, 5), (7, 3))])
+def test_adaptive_avg_pool2d_backward(in_hw, out_hw):
+    # Our decomposition (window-averaging matrices, P_h^T grad P_w) against eager's kernel.
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, *in_hw)
+    grad = torch.randn(2, 3, *out_hw)
+    want = aten._adaptive_avg_pool2d_backward.default(grad, x)
+    got = compile_fn(lambda g, t: aten._adaptive_avg_pool2d_backward.default(g, t))(grad, x)
+    assert_same(got, want, f"adaptive_avg_pool2d_backward{in_hw}->{out_hw}", [grad, x], 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("batch_norm_legit_no_stats",
+     lambda x: aten._native_batch_norm_legit.no_stats(x, None, None, True, 0.1, 1e-5)),
+    ("upsample_bilinear2d_vec_scales", lambda x: aten.upsample_bilinear2d.vec(x, None, False, [2.0, 1.5])),
+    ("upsample_bilinear2d_vec_align_corners", lambda x: aten.upsample_bilinear2d.vec(x, [5, 11], True, None)),
+    ("upsample_nearest2d_vec_size", lambda x: aten.upsample_nearest2d.vec(x, [14, 5], None)),
+])
+def test_core_aten_overloads_decomposed_for_us(name, fn):
+    x = torch.randn(2, 3, 7, 9)
+    assert_same(compile_fn(fn)(x), fn(x), name, [x], 1e-5, 1e-5)

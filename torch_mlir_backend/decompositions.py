@@ -35,6 +35,13 @@ EXTRA = [
     aten.dist,
     aten._batch_norm_with_update_functional,
     aten.grid_sampler_2d,
+    # Core ATen overloads that PyTorch decomposes but its core table keeps: batch norm without
+    # the functional wrapper (no running stats, or stats updated in place), and resizes given a
+    # scale list (`.vec`), as index arithmetic and gathers.
+    aten._native_batch_norm_legit.default,
+    aten._native_batch_norm_legit.no_stats,
+    aten.upsample_bilinear2d.vec,
+    aten.upsample_nearest2d.vec,
 ]
 
 
@@ -68,6 +75,25 @@ def _attention_mask(mask, mask_type, batch, heads, q_len, k_len, dtype):
     if mask.dim() == 3:
         return mask.view(batch, -1, q_len, k_len)
     return mask
+
+
+def _adaptive_pool_matrix(in_size: int, out_size: int, dtype) -> torch.Tensor:
+    """[out, in]: row o averages input positions [floor(o*I/O), ceil((o+1)*I/O)) (eager's windows)."""
+    o = torch.arange(out_size).unsqueeze(1)
+    i = torch.arange(in_size).unsqueeze(0)
+    start = torch.div(o * in_size, out_size, rounding_mode="floor")
+    end = torch.div((o + 1) * in_size + out_size - 1, out_size, rounding_mode="floor")
+    inside = (i >= start) & (i < end)
+    return inside.to(dtype) / (end - start).to(dtype)
+
+
+@_own(aten._adaptive_avg_pool2d_backward.default)
+def adaptive_avg_pool2d_backward(grad_output, x):
+    """The forward is out = P_h x P_w^T per plane (P: window-averaging matrices), so the
+    gradient is P_h^T grad P_w: two small contractions, no scatter."""
+    p_h = _adaptive_pool_matrix(x.shape[-2], grad_output.shape[-2], grad_output.dtype)
+    p_w = _adaptive_pool_matrix(x.shape[-1], grad_output.shape[-1], grad_output.dtype)
+    return torch.matmul(torch.matmul(p_h.t(), grad_output), p_w).to(x.dtype)
 
 
 @_own(aten._native_multi_head_attention.default)
