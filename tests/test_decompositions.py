@@ -68,3 +68,18 @@ def test_adaptive_avg_pool2d_backward(in_hw, out_hw):
 def test_core_aten_overloads_decomposed_for_us(name, fn):
     x = torch.randn(2, 3, 7, 9)
     assert_same(compile_fn(fn)(x), fn(x), name, [x], 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("name,fn,make", [
+    ("angle_f32", torch.angle, lambda: torch.tensor([-2.0, -0.0, 0.0, 3.0, float("nan"), float("-inf")])),
+    ("angle_i64", torch.angle, lambda: torch.tensor([-3, 0, 4])),
+    ("addmv", lambda x: torch.addmv(x[:, 0], x, x[0], beta=0.5, alpha=2.0), lambda: torch.randn(5, 5)),
+    ("permute_copy", lambda x: torch.permute_copy(x, (1, 0)) + 1, lambda: torch.randn(3, 4)),
+    ("view_copy", lambda x: torch.view_copy(x, (4, 3)) * 2, lambda: torch.randn(3, 4)),
+    ("t_copy", lambda x: torch.t_copy(x) - 1, lambda: torch.randn(3, 4)),
+    ("split_with_sizes_copy_empty_piece",
+     lambda x: [p * 2 for p in torch.split_with_sizes_copy(x, [1, 4, 0], dim=1)], lambda: torch.randn(5, 5, 5)),
+])
+def test_reference_decompositions_we_register(name, fn, make):
+    x = make()
+    assert_same(compile_fn(fn)(x), fn(x), name, [x], 1e-6, 1e-6)

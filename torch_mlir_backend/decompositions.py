@@ -4,6 +4,7 @@ the importer sees."""
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch._decomp import core_aten_decompositions, get_decompositions
@@ -42,6 +43,20 @@ EXTRA = [
     aten._native_batch_norm_legit.no_stats,
     aten.upsample_bilinear2d.vec,
     aten.upsample_nearest2d.vec,
+    # addmv as mv + add; the *_copy forms of views as the view plus a copy; new_empty_strided as
+    # empty (our results are contiguous).
+    aten.addmv,
+    aten.new_empty_strided,
+    aten.permute_copy,
+    aten.view_copy,
+    aten.expand_copy,
+    aten.transpose_copy,
+    aten.t_copy,
+    aten.squeeze_copy,
+    aten.unsqueeze_copy,
+    aten.alias_copy,
+    aten.diagonal_copy,
+    aten.split_with_sizes_copy,
 ]
 
 
@@ -75,6 +90,17 @@ def _attention_mask(mask, mask_type, batch, heads, q_len, k_len, dtype):
     if mask.dim() == 3:
         return mask.view(batch, -1, q_len, k_len)
     return mask
+
+
+@_own(aten.angle.default)
+def angle(x):
+    """The argument of a real number: pi for negatives, 0 otherwise, NaN stays NaN (eager's
+    real-input kernel); integers give the default float dtype."""
+    if x.is_complex():
+        return torch.atan2(x.imag, x.real)
+    dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    x = x.to(dtype)
+    return torch.where(torch.isnan(x), x, torch.where(x < 0, torch.full_like(x, math.pi), torch.zeros_like(x)))
 
 
 def _adaptive_pool_matrix(in_size: int, out_size: int, dtype) -> torch.Tensor:

@@ -147,3 +147,8 @@ def test_slicing_a_tensor_with_a_size_0_dim(name, fn, shape):
     # MLIR rejects any offset into a size-0 dimension: such slices are empty results.
     x = torch.randn(*shape)
     check(fn, x, name=name, atol=0, rtol=0)
+
+
+def test_circular_pad_of_an_empty_batch():
+    # slice_scatter into a size-0 destination writes nothing (MLIR rejects the offsets).
+    check(lambda x: F.pad(x, (1, 2), "circular"), torch.randn(0, 3, 3), name="circular_pad_empty_batch", atol=0, rtol=0)

@@ -65,6 +65,8 @@ def _mixed(values: Sequence[b.Size]) -> tuple[list[ir.Value], list[int]]:
 def insert_strided(source: ir.Value, dest: ir.Value, offsets: Sequence[int], strides: Sequence[int]) -> ir.Value:
     """`tensor.insert_slice` of the whole `source` into `dest` at `offsets` with `strides`."""
     sizes = b.sizes_of(source)
+    if 0 in b.static_shape(source) or 0 in b.static_shape(dest):
+        return dest  # nothing to write (and MLIR rejects offsets into a size-0 dimension)
     dyn_sizes, static_sizes = _mixed(sizes)
     return tensor.InsertSliceOp(source, dest, [], dyn_sizes, [], list(offsets), static_sizes,
                                 list(strides)).result

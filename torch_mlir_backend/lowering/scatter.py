@@ -283,8 +283,8 @@ def slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
     # report).
     dyn = [b.as_index(d) for d in b.sizes_of(x) if not isinstance(d, int)]
     dest = bufferization.AllocTensorOp(x.type, dyn, copy=x).result
-    if length == 0:
-        return dest
+    if length == 0 or 0 in shape:
+        return dest  # nothing to write (and MLIR rejects offsets into a size-0 dimension)
     offsets, sizes, strides = [0] * rank, b.sizes_of(src), [1] * rank
     offsets[dim], strides[dim] = offset, step
     off_dyn, off_static = _mixed(offsets)

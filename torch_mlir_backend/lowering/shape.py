@@ -96,8 +96,9 @@ def extract_slice(value: ir.Value, offsets: Sequence[b.Size], sizes: Sequence[b.
     """`tensor.extract_slice`; dimensions in `drop` (of size 1) are removed from the result."""
     shape = [s if isinstance(s, int) else None for s in sizes]
     result_type = _tensor_type([d for i, d in enumerate(shape) if i not in drop], _elem(value))
-    if 0 in b.static_shape(value):
-        # Nothing to read, and MLIR's verifier rejects any offset into a size-0 dimension.
+    if 0 in b.static_shape(value) or 0 in shape:
+        # Nothing to read, and MLIR's verifier rejects any offset into a size-0 dimension (and
+        # an offset equal to the size for an empty piece).
         kept = [s for i, s in enumerate(sizes) if i not in drop]
         return tensor.EmptyOp([s if isinstance(s, int) else b.as_index(s) for s in kept], _elem(value)).result
     off_dyn, off_static = _mixed(offsets)
