@@ -205,10 +205,14 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
                for v in arg_vals]
     result_shapes = shape_plan.result_shapes if shape_plan else None
     lowering_seconds = [0.0]
-    if options.dump_dir:
-        # Every stage's IR is asked for: lower and compile afresh (compile_linalg skips the caches).
+    if options.dump_dir or options.profile:
+        # Every stage's IR or compile time is asked for: lower and compile afresh (compile_linalg
+        # skips the caches for these options; a cache hit would have no stages to show).
+        start = time.perf_counter()
         linalg_module = lower_to_linalg(torch_module, int_arg_dims, symbols)
-        _dump_front_end(options.dump_dir, torch_module, linalg_module)
+        lowering_seconds[0] = time.perf_counter() - start
+        if options.dump_dir:
+            _dump_front_end(options.dump_dir, torch_module, linalg_module)
         compiled, reacquire = compile_linalg(linalg_module, arg_specs, result_specs, options, arg_layouts=layouts,
                                              result_shapes=result_shapes), None
     else:
@@ -235,8 +239,6 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
             return compile_torch_graph(key_text, lowering_inputs, lower, arg_specs, result_specs, options,
                                        arg_layouts=layouts, result_shapes=result_shapes, owner=graph_owner)
 
-        if options.profile:
-            owner = None  # profiled graphs stay for the report at exit
         compiled = reacquire(owner)
         imported.clear()  # a hit did not need it
         reacquire = reacquire if owner is not None else None

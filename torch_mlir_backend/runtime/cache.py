@@ -224,8 +224,9 @@ def compile_linalg(
         return compile_owned_module(module, arg_specs, result_specs, options, arg_layouts=layouts,
                                     result_shapes=result_shapes, pipeline=pipeline, on_engine=on_engine)
 
-    if options.dump_dir:
-        # A dump asks for every stage's IR, which a cache hit would skip: compile afresh.
+    if options.dump_dir or options.profile:
+        # A dump asks for every stage's IR, a profile for every stage's compile time, which a
+        # cache hit would skip: compile afresh.
         return compile_fresh()
     # Behind the in-memory cache, the on-disk one (`disk_cache.py`): a hit loads machine code.
     return (cache if cache is not None else _CACHE).get_or_compile(
