@@ -187,15 +187,53 @@ def test_openmp_only_for_several_threads_and_enough_work():
     assert after.count("scf.parallel (%arg3) =") == 1 and "scf.for" in after
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_openmp_loops_compute_eager_results(threads):
-    n, m = 256, 512
-    specs = [TensorSpec((n, m), F32)] * 2
-    graph = build_compiled_graph(_ADD.format(n=n, m=m), specs, [TensorSpec((n, m), F32)],
-                                 pipeline=default_pipeline(threads=threads, fast=True))
-    a, b = make_input((n, m), F32, seed=9), make_input((n, m), F32, seed=10)
+OPENMP_CHILD = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from helpers import make_input
+from torch_mlir_backend.lowering.pipeline import default_pipeline
+from torch_mlir_backend.runtime import build_compiled_graph
+from torch_mlir_backend.types import TensorSpec
+n, m, F32 = 256, 512, torch.float32
+specs = [TensorSpec((n, m), F32)] * 2
+graph = build_compiled_graph({text!r}, specs, [TensorSpec((n, m), F32)],
+                             pipeline=default_pipeline(threads={threads}, fast=True))
+for seed in range(20):
+    a, b = make_input((n, m), F32, seed=seed), make_input((n, m), F32, seed=seed + 100)
     (got,) = graph(a, b)
     torch.testing.assert_close(got, a + b, atol=0, rtol=0)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_openmp_loops_compute_eager_results(threads):
+    # In a child process: OpenMP loops are opt-in (see codegen.ENV_OPENMP) and an abort of the
+    # OpenMP runtime must show its stderr here instead of taking the test worker down.
+    import os
+    import subprocess
+    import sys
+
+    code = OPENMP_CHILD.format(tests=os.path.dirname(__file__) + "/..", text=_ADD.format(n=256, m=512),
+                               threads=threads)
+    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), \
+        f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+
+
+def test_openmp_is_opt_in(monkeypatch):
+    monkeypatch.delenv(codegen.ENV_OPENMP, raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert codegen.default_threads() == 1
+        assert "openmp" not in default_pipeline(fast=True).stage_names()
+        monkeypatch.setenv(codegen.ENV_OPENMP, "1")
+        assert codegen.default_threads() == 2
+        assert "openmp" in default_pipeline(fast=True).stage_names()
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_noalias_on_main_arguments():

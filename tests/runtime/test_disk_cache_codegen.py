@@ -38,6 +38,7 @@ def _run(code: str, folder) -> dict:
     env = dict(os.environ, **{disk_cache.ENV_CACHE_DIR: str(folder)})
     env.pop(disk_cache.ENV_DISABLE, None)
     env.pop("TORCH_MLIR_BACKEND_CODEGEN", None)  # the default: fast code generation
+    env["TORCH_MLIR_BACKEND_OPENMP"] = "1"  # OpenMP loops are opt-in
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=300, env=env)
     assert proc.returncode == 0, f"child exited {proc.returncode}\n{proc.stderr[-3000:]}"

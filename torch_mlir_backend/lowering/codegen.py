@@ -29,6 +29,24 @@ from torch_mlir_backend.errors import CompileError
 # These stages are default_pipeline()'s code generation; "loops" selects plain loops instead.
 ENV_CODEGEN = "TORCH_MLIR_BACKEND_CODEGEN"
 
+# Generated loops run on OpenMP threads (libiomp5) only when asked: two full-suite CI runs of
+# ~3000 tests each had a pytest worker abort (SIGABRT, no message from any library) inside a
+# JIT call that runs OpenMP loops, next to torch's own libgomp threads; no debug mode reproduced
+# it (write checks, glibc's malloc checker, stress of OpenMP graphs from several threads). Until
+# it is explained, loops are sequential by default; contractions still use torch's BLAS, which
+# follows torch.set_num_threads.
+ENV_OPENMP = "TORCH_MLIR_BACKEND_OPENMP"
+
+
+def default_threads() -> int:
+    """OpenMP team size for generated loops: torch.get_num_threads() when $TORCH_MLIR_BACKEND_OPENMP
+    is 1, else 1 (sequential loops)."""
+    if os.environ.get(ENV_OPENMP, "0").strip().lower() not in ("1", "on", "true", "yes"):
+        return 1
+    import torch
+
+    return torch.get_num_threads()
+
 # libiomp5 (our OpenMP loops) reads this when it starts: idle team threads sleep at once instead
 # of spinning for 200 ms, which on a 2-core machine starves torch's own (libgomp/MKL) threads
 # running between our graphs. Set when this module is imported, as early as we can: set only

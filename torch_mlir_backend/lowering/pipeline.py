@@ -806,14 +806,13 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
 
     `fast` (default: unless $TORCH_MLIR_BACKEND_CODEGEN == "loops") selects the code generation of
     lowering/codegen.py: BLAS contractions, vectorizable reductions and exp/erf, OpenMP loops;
-    otherwise plain loops. With it, `threads` (default `torch.get_num_threads()`) is the OpenMP
-    team size (1: no OpenMP) and `blas=False` keeps every contraction on generated loops."""
+    otherwise plain loops. With it, `threads` (default `codegen.default_threads()`: 1 unless
+    $TORCH_MLIR_BACKEND_OPENMP=1) is the OpenMP team size (1: no OpenMP) and `blas=False` keeps every
+    contraction on generated loops."""
     if fast is None:
         fast = os.environ.get(codegen.ENV_CODEGEN, "fast") != "loops"
     if threads is None:
-        import torch
-
-        threads = torch.get_num_threads()
+        threads = codegen.default_threads()
     if not fast:
         codegen_stages = [Stage("generate-loops", GENERATE_LOOPS, "linalg -> scf loops (fast=True: lowering/codegen.py)")]
     else:
