@@ -150,13 +150,7 @@ class CompiledGraph:
         if self._check_writes:
             return self._checked_call(inputs, frame, shapes_dtypes, alive)
         outputs = [torch.empty(shape, dtype=dtype) for shape, dtype in shapes_dtypes]
-        for out, (offset, dtype, slot) in zip(outputs, self._output_plan):
-            p = out.data_ptr()
-            words[offset] = p
-            words[offset + 1] = p
-            if slot is not None:
-                frame.write_shape(slot, out.shape, out.stride())
-
+        self._point_outputs(frame, outputs)
         self._function(frame.args_address)
         del alive
         return outputs
