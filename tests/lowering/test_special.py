@@ -228,3 +228,29 @@ def test_shifts(dtype):
                 aten.__rshift__.Scalar(x, 2))
 
     compare_each(fn, names, [a, s], {"default": dict(atol=0, rtol=0)})
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8], ids=str)
+def test_gcd_lcm(dtype):
+    # Zeros, signs, the most negative value (|INT_MIN| stays negative in eager's C abs), products
+    # that wrap (8/16-bit lcm wraps after C's int promotion), and random values over the whole
+    # range (long Euclid loops).
+    info = torch.iinfo(dtype)
+    edges_a = [0, 0, 5, -6, info.min, info.min, 100, -100, info.max, 12, -128, 7, 1, info.max]
+    edges_b = [0, 3, 0, 4, 0, info.min, 3, -3, 2, -18, -1, info.min, info.max, info.max - 1]
+    g = torch.Generator().manual_seed(0)
+    a = torch.cat([torch.tensor(edges_a).to(dtype), torch.randint(info.min, info.max, (40,), generator=g).to(dtype)])
+    b = torch.cat([torch.tensor(edges_b).to(dtype), torch.randint(info.min, info.max, (40,), generator=g).to(dtype)])
+    compare_each(lambda x, y: (aten.gcd.default(x, y), aten.lcm.default(x, y)), ["gcd", "lcm"], [a, b],
+                 {"default": dict(atol=0, rtol=0)})
+
+
+def test_lcm_where_eager_traps_is_defined():
+    # lcm(INT64_MIN, 7): gcd is -1 and C's INT64_MIN / -1 overflows (eager dies of SIGFPE); the
+    # generated code gives the wrapped value |INT64_MIN * -7| = INT64_MIN instead of trapping.
+    m = torch.iinfo(torch.int64).min
+    x = torch.tensor([m, m, 6])
+    y = torch.tensor([7, 5, 4])
+    gcd, lcm = compile_fn(lambda u, v: (torch.gcd(u, v), torch.lcm(u, v)))(x, y)
+    assert gcd.tolist() == [-1, -1, 2]
+    assert lcm.tolist() == [m, m, 12]

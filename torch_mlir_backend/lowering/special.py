@@ -1,6 +1,6 @@
 """Special-math elementwise ops (erfinv, erfc, erfcx, ndtri, lgamma/digamma/polygamma, Hurwitz
 zeta, Bessel and modified Bessel functions, Airy Ai, the orthogonal polynomials), the bit-level
-float ops (copysign, signbit, nextafter, frexp, fmax/fmin, hypot) and integer shifts. Each becomes
+float ops (copysign, signbit, nextafter, frexp, fmax/fmin, hypot), integer shifts and gcd/lcm. Each becomes
 one `linalg.generic` whose body ports PyTorch's CPU kernel (aten/src/ATen/native/Math.h: Cephes
 coefficients, recurrences and edge cases) to arith/math in eager's operation order, so values
 match eager's (mvlgamma and ldexp arrive decomposed into lgamma and pow/mul).
@@ -1548,3 +1548,67 @@ for _targets, _left in _SHIFTS:
     @lowers(*_targets, dtypes=INT_DTYPES, wrapped_scalars=True)
     def _shift_rule(ctx, x, y, _body=_shift(_left)):
         return pointwise(ctx, [x, y], _body)
+
+
+# ----- gcd / lcm: Euclid's loop, as Math.h's calc_gcd and the CPU lcm kernel --------------------
+def _wrapping_abs(x: ir.Value, dt: torch.dtype) -> ir.Value:
+    """C's `std::abs` as eager's kernels see it: the most negative value stays itself (two's
+    complement), never poison."""
+    if b.is_unsigned(dt):
+        return x
+    zero = b.constant(0, dt)
+    return b.select(arith.CmpIOp(I.slt, x, zero).result, arith.SubIOp(zero, x).result, x)
+
+
+def _gcd(dt: torch.dtype, x: ir.Value, y: ir.Value) -> ir.Value:
+    """`a = |a|; b = |b|; while (a != 0) { c = a; a = b % a; b = c; } return b;` (Math.h calc_gcd).
+    The loop ends within ~1.5 * bits steps (Euclid's bound); `%` is C's truncating remainder, so
+    |INT_MIN| = INT_MIN flows through as in eager (gcd(INT64_MIN, 7) = -1)."""
+    a, c = _wrapping_abs(x, dt), _wrapping_abs(y, dt)
+    zero = b.constant(0, dt)
+    t = a.type
+    w = scf.WhileOp([t, t], [a, c])
+    before = w.before.blocks.append(t, t)
+    with ir.InsertionPoint(before):
+        scf.ConditionOp(arith.CmpIOp(I.ne, before.arguments[0], zero).result, list(before.arguments))
+    after = w.after.blocks.append(t, t)
+    with ir.InsertionPoint(after):
+        u, v = after.arguments
+        # u != 0 here, and u = -1 with v = INT_MIN cannot occur (only |INT_MIN| is negative
+        # initially), so the remainder never overflows.
+        rem = (arith.RemUIOp if b.is_unsigned(dt) else arith.RemSIOp)(v, u).result
+        scf.YieldOp([rem, u])
+    return w.results[1]
+
+
+def _lcm(dt: torch.dtype, x: ir.Value, y: ir.Value) -> ir.Value:
+    """`g == 0 ? 0 : abs(a / g * b)` as eager's CPU kernel: 8- and 16-bit operands promote to C's
+    int for `a / g * b` and the abs, then wrap to the dtype (lcm(int8 127, 2) = -2, not 2)."""
+    g = _gcd(dt, x, y)
+    narrow = dt in (torch.int8, torch.int16, torch.uint8)
+    wdt = torch.int32 if narrow else dt
+    a, c, gw = (b.convert(v, dt, wdt) for v in (x, y, g))
+    zero, one = b.constant(0, wdt), b.constant(1, wdt)
+    g_is_zero = arith.CmpIOp(I.eq, gw, zero).result
+    safe_g = b.select(g_is_zero, one, gw)
+    if b.is_unsigned(wdt):
+        q = arith.DivUIOp(a, safe_g).result
+    else:
+        # gcd is -1 only when a is INT_MIN (i32/i64: gcd(INT64_MIN, 7) = -1), where C's division
+        # overflows; eager's kernel then dies of SIGFPE. The wrapped quotient -a keeps us defined.
+        # (Both arms of a select are computed: the division must not see -1 either.)
+        minus_one = arith.CmpIOp(I.eq, safe_g, b.constant(-1, wdt)).result
+        q = b.select(minus_one, arith.SubIOp(zero, a).result,
+                     arith.DivSIOp(a, b.select(minus_one, one, safe_g)).result)
+    r = _wrapping_abs(arith.MulIOp(q, c).result, wdt)
+    return b.convert(b.select(g_is_zero, zero, r), wdt, dt)
+
+
+@lowers(aten.gcd.default, dtypes=INT_DTYPES)
+def _gcd_rule(ctx, x, y):
+    return pointwise(ctx, [x, y], _gcd)
+
+
+@lowers(aten.lcm.default, dtypes=INT_DTYPES)
+def _lcm_rule(ctx, x, y):
+    return pointwise(ctx, [x, y], _lcm)

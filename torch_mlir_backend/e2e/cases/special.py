@@ -77,3 +77,8 @@ fn_case("SpecialBitwiseRightShiftModule_i32", torch.bitwise_right_shift,
         inputs(randint(3, 4, low=-100, high=100, dtype=torch.int32), randint(3, 4, low=-2, high=34, dtype=torch.int32)))
 fn_case("SpecialBitwiseRightShiftScalarModule_u8", lambda x: x >> 3,
         inputs(randint(3, 4, high=255, dtype=torch.uint8)))
+fn_case("SpecialGcdModule_i64", torch.gcd, inputs(randint(3, 4, low=-1000, high=1000), randint(4, low=-60, high=60)))
+fn_case("SpecialLcmModule_i32", torch.lcm,
+        inputs(randint(3, 4, low=-100, high=100, dtype=torch.int32), randint(3, 4, low=-30, high=30, dtype=torch.int32)))
+fn_case("SpecialLcmModule_i8", torch.lcm,
+        inputs(randint(3, 4, low=-128, high=127, dtype=torch.int8), randint(3, 4, low=-128, high=127, dtype=torch.int8)))
