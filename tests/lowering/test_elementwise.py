@@ -57,6 +57,7 @@ BINARY = {
     "clamp": (aten.clamp.default, lambda a: aten.clamp.default(a, -1, 2), 1, None),
     "clamp.min_only": (aten.clamp.default, lambda a: aten.clamp.default(a, 0), 1, None),
     "clamp.Tensor": (aten.clamp.Tensor, lambda a, b: aten.clamp.Tensor(a, b, None), 2, None),
+    "clamp.Tensor_max_only": (aten.clamp.Tensor, lambda a, b: aten.clamp.Tensor(a, None, b), 2, None),
     "clamp_min": (aten.clamp_min.default, lambda a: aten.clamp_min.default(a, 1), 1, None),
     "clamp_max": (aten.clamp_max.default, lambda a: aten.clamp_max.default(a, 1), 1, None),
     "where.self": (aten.where.self, lambda a, b: aten.where.self(aten.gt.Scalar(a, 0), a, b), 2, None),
@@ -157,3 +158,17 @@ def test_num_to_tensor_wrapped_numbers_promote_like_python_scalars(dtype):
 def test_bitwise_ops_reject_floats():
     with pytest.raises(Exception, match=r"aten\.bitwise_and\.Tensor(.|\n)*float32"):
         compile_fn(lambda a, b: aten.bitwise_and.Tensor(a, b))(torch.randn(3), torch.randn(3))
+
+
+def test_clamp_bounds_promote_by_position_and_bool_ldexp():
+    # clamp(int32, None, float tensor) is float32 (the absent min must not shift max's dtype);
+    # bool clamp_min/clamp_max.Tensor are or/and; ldexp(bool, bool) is float32 through
+    # pow(2.0, bool) (its decomposition).
+    i = torch.tensor([1, -5, 7, 3], dtype=torch.int32)
+    f = torch.tensor([0.5, 2.5, -1.5, 9.0])
+    a = torch.tensor([True, False, True, False])
+    m = torch.tensor([True, True, False, False])
+    check(lambda x, y, p, q: (torch.clamp(x, None, y), torch.clamp(x, y, None), torch.clamp(x, y - 3, y),
+                              torch.clamp_min(p, q), torch.clamp_max(p, q), torch.ldexp(p, q),
+                              torch.ldexp(p, q.long()), torch.pow(p, 2.5)),
+          i, f, a, m, name="aten.clamp.Tensor / ldexp", atol=0, rtol=0)

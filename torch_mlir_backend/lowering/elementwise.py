@@ -191,9 +191,11 @@ def _pow(dt, x, y):
     return math_d.IPowIOp(x, y).result
 
 
-register_pointwise(aten.pow.Tensor_Tensor, _pow, Promotion.BOOL_TO_LONG, dtypes=NUMERIC)
-register_pointwise(aten.pow.Tensor_Scalar, _pow, Promotion.BOOL_TO_LONG, dtypes=NUMERIC)
-register_pointwise(aten.pow.Scalar, _pow, Promotion.BOOL_TO_LONG, dtypes=NUMERIC)
+# Bool operands promote (bool ** bool is int64, as eager's BOOL_TO_LONG; ldexp(bool, bool) arrives
+# as pow(2.0, bool) in float32) and are converted to the compute dtype before the body.
+register_pointwise(aten.pow.Tensor_Tensor, _pow, Promotion.BOOL_TO_LONG)
+register_pointwise(aten.pow.Tensor_Scalar, _pow, Promotion.BOOL_TO_LONG)
+register_pointwise(aten.pow.Scalar, _pow, Promotion.BOOL_TO_LONG)
 register_pointwise(aten.maximum.default, lambda dt, x, y: b.max_value(x, y, dt))
 register_pointwise(aten.minimum.default, lambda dt, x, y: b.min_value(x, y, dt))
 register_pointwise(aten.atan2.default, lambda dt, x, y: math_d.Atan2Op(x, y).result, Promotion.INT_TO_FLOAT)
@@ -275,16 +277,23 @@ def _clamp_body(dt, x, lo=None, hi=None):
     return x
 
 
-@lowers(aten.clamp.default, aten.clamp.Tensor, dtypes=NUMERIC, wrapped_scalars=True)
+# On bool (eager's clamp_min/clamp_max.Tensor accept it, the Scalar overloads do not) max is `or`
+# and min is `and`: b.max_value/min_value's unsigned max/min of i1.
+@lowers(aten.clamp.default, dtypes=NUMERIC, wrapped_scalars=True)
+@lowers(aten.clamp.Tensor, wrapped_scalars=True)
 def _clamp(ctx, x, lo=None, hi=None):
-    ops = [v for v in (x, lo, hi) if v is not None]
+    # Promote over (x, lo, hi) by position: an absent bound must not shift `hi` onto `lo`'s spec
+    # (clamp(int32, None, float tensor) is float32, as eager).
+    compute, _ = promoted(ctx, [x, lo, hi], Promotion.DEFAULT)
+    present = [(i, v) for i, v in enumerate((x, lo, hi)) if v is not None]
     has_lo, has_hi = lo is not None, hi is not None
 
-    def body(dt, *vals):
+    def body(*vals):
         it = iter(vals[1:])
-        return _clamp_body(dt, vals[0], next(it) if has_lo else None, next(it) if has_hi else None)
+        return _clamp_body(compute, vals[0], next(it) if has_lo else None, next(it) if has_hi else None)
 
-    return pointwise(ctx, ops, body)
+    return b.elementwise([v for _, v in present], [operand_dtype(ctx, i, v, compute) for i, v in present],
+                         ctx.out_spec, body, compute_dtype=compute)
 
 
 register_pointwise(aten.clamp_min.default, lambda dt, x, lo: b.max_value(x, lo, dt), dtypes=NUMERIC)

@@ -229,3 +229,10 @@ fn_case("DropoutModule_keptScaled", lambda x: F.dropout(x, 0.5, training=True).a
 fn_case("DropoutModule_evalIdentity", lambda x: F.dropout(x, 0.5, training=False) * 1, inputs(rand(3, 4)))
 fn_case("RandintModule_range", lambda x: torch.stack([(torch.randint(3, 9, (1000,)) + x).min(), (torch.randint(3, 9, (1000,)) + x).max()]), inputs(lambda: torch.zeros(1, dtype=torch.int64)))
 fn_case("NormalModule_statistics", lambda x: _normal_stats((torch.normal(2.0, 3.0, (1000, 100)) - 2.0) / 3.0 + x * 0), inputs(rand(1)), atol=0.02, rtol=0)
+
+
+# --- bool clamp bounds: max is `or`, min is `and` ------------------------------------------------
+fn_case("ClampMinTensorModule_bool", torch.clamp_min, inputs(_mask(3, 4), _mask(4)))
+fn_case("ClampMaxTensorModule_bool", torch.clamp_max, inputs(_mask(3, 4), _mask(3, 1)))
+fn_case("ClampTensorMaxOnlyModule_i32f32", lambda x, hi: torch.clamp(x, None, hi),
+        inputs(randint(3, 4, low=-5, high=5, dtype=torch.int32), rand(4, low=-3.0, high=3.0)))

@@ -82,3 +82,5 @@ fn_case("SpecialLcmModule_i32", torch.lcm,
         inputs(randint(3, 4, low=-100, high=100, dtype=torch.int32), randint(3, 4, low=-30, high=30, dtype=torch.int32)))
 fn_case("SpecialLcmModule_i8", torch.lcm,
         inputs(randint(3, 4, low=-128, high=127, dtype=torch.int8), randint(3, 4, low=-128, high=127, dtype=torch.int8)))
+fn_case("SpecialLdexpModule_bool", torch.ldexp,
+        inputs(lambda: torch.rand(3, 4) < 0.5, lambda: torch.rand(3, 4) < 0.5))
