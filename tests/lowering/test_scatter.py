@@ -4,11 +4,11 @@ dtype. Sums of float16/bfloat16 round per added element as eager's loops do."""
 import pytest
 import torch
 
-from helpers import check, make_input
+from helpers import assert_same, check, compile_fn, make_input
 from torch_mlir_backend.types import SUPPORTED_DTYPES
 
 COVERED = ["aten.scatter.src", "aten.scatter.value", "aten.scatter_reduce.two", "aten.masked_scatter.default",
-           "aten.slice_scatter.default"]
+           "aten.slice_scatter.default", "aten.diagonal_scatter.default"]
 
 DTYPES = [pytest.param(d, id=str(d).replace("torch.", "")) for d in SUPPORTED_DTYPES]
 REDUCE_DTYPES = [d for d in DTYPES if d.values[0] != torch.bool]
@@ -237,3 +237,24 @@ def test_scatter_reduce_and_scatter_add_of_bool():
             (a.scatter_add(1, i, sa),)
 
     check(fn, a, sa, DUP_INDEX, **EXACT)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bool], ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_diagonal_scatter(dtype, dynamic):
+    # Offsets above/below the diagonal and past the matrix (an empty diagonal), dims in either
+    # order and negative, a batch dim between the two, and an empty dim.
+    mats = [make_input((4, 5), dtype, seed=1), make_input((3, 4, 5), dtype, seed=2), make_input((2, 0, 3), dtype, seed=3)]
+    variants = [(0, dict()), (0, dict(offset=2)), (0, dict(offset=-3)), (0, dict(offset=9)),
+                (1, dict(offset=1, dim1=0, dim2=2)), (1, dict(offset=-2, dim1=2, dim2=0)),
+                (1, dict(offset=-1, dim1=-1, dim2=-2)), (2, dict(dim1=0, dim2=2))]
+    srcs = [make_input(tuple(torch.diagonal(mats[m], **kw).shape), dtype, seed=10 + i)
+            for i, (m, kw) in enumerate(variants)]
+
+    def fn(x, c, e, *srcs):
+        return tuple(torch.diagonal_scatter((x, c, e)[m], s, **kw) for (m, kw), s in zip(variants, srcs))
+
+    want = fn(*mats, *srcs)
+    got = compile_fn(fn, dynamic=dynamic)(*mats, *srcs)
+    for (m, kw), g, w in zip(variants, got, want):
+        assert_same(g, w, f"aten.diagonal_scatter.default {kw}", [], **EXACT)

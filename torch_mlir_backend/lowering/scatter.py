@@ -1,7 +1,7 @@
 """Writes to positions held in integer tensors: scatter (src / value) and scatter_reduce
 (sum / prod / mean / amax / amin, with or without the destination's own value); and
 masked_scatter, which writes the source's elements in order to the positions a mask selects;
-slice_scatter, a strided `tensor.insert_slice`. `scatter_add`
+slice_scatter, a strided `tensor.insert_slice`; diagonal_scatter, a generic choosing src on the diagonal. `scatter_add`
 and `index_put` (which index_add and `x[i] = v` reach us as) are lowered in backward.py, as
 sequential read-modify-write loops.
 
@@ -29,7 +29,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from mlir import ir
-from mlir.dialects import arith, bufferization, linalg, tensor
+from mlir.dialects import arith, bufferization, linalg, scf, tensor
 
 from . import builders as b
 from .registry import LoweringContext, lowers
@@ -290,6 +290,39 @@ def slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
     off_dyn, off_static = _mixed(offsets)
     size_dyn, size_static = _mixed(sizes)
     return tensor.InsertSliceOp(src, dest, off_dyn, size_dyn, [], off_static, size_static, strides).result
+
+
+@lowers(aten.diagonal_scatter.default)
+@bool_as_bytes
+def diagonal_scatter(ctx, x, src, offset=0, dim1=0, dim2=1):
+    """x with its diagonal `torch.diagonal(x, offset, dim1, dim2)` replaced by src: one generic
+    over the result; a position on the diagonal (i[dim2] - i[dim1] == offset) reads src at the
+    other dims and its place k along the diagonal (src's last dim), the others keep x.
+    (PyTorch's decomposition writes into a clone's diagonal view: not functional.)"""
+    rank = ctx.in_specs[0].rank
+    ctx.require(rank >= 2, "diagonal_scatter needs a tensor of rank >= 2")
+    offset = ctx.static_int(offset, "offset")
+    dim1, dim2 = _norm_dim(ctx, dim1, rank, "dim1"), _norm_dim(ctx, dim2, rank, "dim2")
+    ctx.require(dim1 != dim2, f"diagonal dimensions cannot be identical ({dim1}, {dim2})")
+    dtype = ctx.out_spec.dtype
+    others = [d for d in range(rank) if d not in (dim1, dim2)]
+    along = dim1 if offset >= 0 else dim2  # k = i[dim1] (offset >= 0) or i[dim2]
+    elem = b.element_type(dtype)
+
+    def body(x_elem, _):
+        idx = [linalg.IndexOp(ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d)).result for d in range(rank)]
+        on_diagonal = arith.CmpIOp(arith.CmpIPredicate.eq, arith.SubIOp(idx[dim2], idx[dim1]).result,
+                                   b.index_constant(offset)).result
+        # src is read only on the diagonal: elsewhere k may pass its end (or src may be empty).
+        branch = scf.IfOp(on_diagonal, [elem], has_else=True)
+        with ir.InsertionPoint(branch.then_block):
+            scf.YieldOp([tensor.ExtractOp(src, [idx[d] for d in others] + [idx[along]]).result])
+        with ir.InsertionPoint(branch.else_block):
+            scf.YieldOp([x_elem])
+        return branch.results[0]
+
+    identity = b.identity_map(rank)
+    return b.generic([x], [b.empty(b.sizes_of(x), dtype)], [identity] * 2, ["parallel"] * rank, body)
 
 
 # ----- decompositions -------------------------------------------------------------------------

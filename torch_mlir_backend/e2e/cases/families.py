@@ -236,3 +236,7 @@ fn_case("ClampMinTensorModule_bool", torch.clamp_min, inputs(_mask(3, 4), _mask(
 fn_case("ClampMaxTensorModule_bool", torch.clamp_max, inputs(_mask(3, 4), _mask(3, 1)))
 fn_case("ClampTensorMaxOnlyModule_i32f32", lambda x, hi: torch.clamp(x, None, hi),
         inputs(randint(3, 4, low=-5, high=5, dtype=torch.int32), rand(4, low=-3.0, high=3.0)))
+fn_case("DiagonalScatterModule_offset", lambda x, s: torch.diagonal_scatter(x, s, 1), inputs(rand(4, 5), rand(4)))
+fn_case("DiagonalScatterModule_negDims", lambda x, s: torch.diagonal_scatter(x, s, -1, -1, 0),
+        inputs(rand(3, 2, 4), rand(2, 3)))
+fn_case("DiagonalScatterModule_bool", lambda x, s: torch.diagonal_scatter(x, s), inputs(_mask(3, 3), _mask(3)))
