@@ -10,6 +10,7 @@ PyTorch's Core ATen decomposition table (plus `decompositions.EXTRA`); each grap
 from __future__ import annotations
 
 import contextlib
+import operator
 import contextvars
 import time
 import weakref
@@ -23,7 +24,7 @@ from torch._dynamo.backends.common import aot_autograd
 
 from .decompositions import decomposition_table
 from .dynamic_shapes import ShapePlan, has_symbolic_sizes, symbolic_shapes
-from .errors import TorchMlirBackendError
+from .errors import CompileError, TorchMlirBackendError
 from .importers.fx_importer import FxImporter
 from .lowering import lower_to_linalg
 from .options import CompileOptions
@@ -59,7 +60,8 @@ class CompiledFxGraph:
 
     def __init__(self, compiled, tensor_arg_positions: Sequence[int], outputs: Sequence[OutputSlot],
                  pack_inputs: Optional[Callable[[list], list]] = None,
-                 reacquire: Optional[Callable[[Optional[GraphOwner]], Any]] = None):
+                 reacquire: Optional[Callable[[Optional[GraphOwner]], Any]] = None,
+                 effect_tokens: Sequence[int] = ()):
         # Also an instance attribute: Dynamo wraps backward callables with `functools.wraps`,
         # which copies the instance `__dict__` but not class attributes; without it AOTAutograd
         # would call the backward unboxed.
@@ -71,6 +73,8 @@ class CompiledFxGraph:
         self.tensor_arg_positions = tuple(tensor_arg_positions)
         self.pack_inputs = pack_inputs  # when SymInt inputs are passed (as 0-d tensors)
         self.outputs = tuple(outputs)
+        # Effect-token inputs (see `inline_effect_tokens`): AOTAutograd passes None for them.
+        self.effect_tokens = tuple(effect_tokens)
         self._all_results = all(o.kind == "result" for o in outputs) and \
             [o.index for o in outputs] == list(range(len(outputs)))
 
@@ -99,6 +103,9 @@ class CompiledFxGraph:
         compiled = self._strong
         if compiled is None:
             compiled = self._weak() or self._graph_for(args)
+        for i in self.effect_tokens:
+            if args[i] is None:
+                args[i] = _EMPTY_TOKEN
         if self.pack_inputs is None:
             inputs = [args[i] for i in self.tensor_arg_positions]
         else:
@@ -254,7 +261,8 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
               f"{time.perf_counter() - t0:.3f}s", file=sys.stderr)
     pack = shape_plan.pack if shape_plan is not None and len(shape_plan.passed) > len(
         [v for v in placeholder_vals if isinstance(v, torch.Tensor)]) else None
-    return CompiledFxGraph(compiled, tensor_positions, slots, pack, reacquire=reacquire)
+    tokens = [i for i, n in enumerate(placeholders) if n.meta.get(EFFECT_TOKEN)]
+    return CompiledFxGraph(compiled, tensor_positions, slots, pack, reacquire=reacquire, effect_tokens=tokens)
 
 
 def _reject_data_dependent_sizes(gm: torch.fx.GraphModule) -> None:
@@ -306,6 +314,58 @@ def _dump_front_end(dump_dir: str, torch_module, linalg_module) -> None:
         f.write(linalg_module.operation.get_asm(enable_debug_info=True))
 
 
+EFFECT_TOKEN = "torch_mlir_effect_token"
+_EMPTY_TOKEN = torch.empty(0)
+
+
+def inline_effect_tokens(gm: torch.fx.GraphModule) -> None:
+    """`with_effects(token, op, *args)` -> `op(*args)` for ops we lower, in place.
+
+    AOTAutograd threads an effect token (a graph input returned as an output) through ops with
+    side effects, such as `aten._linalg_check_errors` (raises for a singular matrix), to keep
+    them in order. Our lowering keeps every such op where it is (its extern-kernel call has
+    unknown side effects, so nothing moves or removes it), so the op is called directly and the
+    token passes through unchanged."""
+    from torch_mlir_backend.lowering import LOWERINGS
+    from torch_mlir_backend.lowering.registry import mlir_op_name
+
+    with_effects = getattr(torch.ops.higher_order, "with_effects", None)
+    changed = False
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or with_effects is None or node.target is not with_effects:
+            continue
+        token, op, *args = node.args
+        if not isinstance(op, torch._ops.OpOverload) or mlir_op_name(op) not in LOWERINGS:
+            continue
+        if isinstance(token, torch.fx.Node) and token.op == "placeholder":
+            token.meta[EFFECT_TOKEN] = True  # AOTAutograd passes None for it at run time
+        with gm.graph.inserting_before(node):
+            call = gm.graph.call_function(op, tuple(args), dict(node.kwargs))
+        call.meta.update({k: v for k, v in node.meta.items() if k != "val"})
+        value = node.meta.get("val")
+        results = tuple(value[1:]) if isinstance(value, (tuple, list)) else ()
+        call.meta["val"] = results[0] if len(results) == 1 else (results or None)
+        for user in list(node.users):
+            if user.op != "call_function" or user.target is not operator.getitem:
+                raise CompileError(f"with_effects of {op} used other than by indexing: {user.format_node()}")
+            index = user.args[1]
+            if index == 0:
+                user.replace_all_uses_with(token)
+            elif len(results) == 1:
+                user.replace_all_uses_with(call)
+            else:
+                with gm.graph.inserting_after(call):
+                    item = gm.graph.call_function(operator.getitem, (call, index - 1))
+                item.meta.update(user.meta)
+                user.replace_all_uses_with(item)
+            gm.graph.erase_node(user)
+        gm.graph.erase_node(node)
+        changed = True
+    if changed:
+        gm.graph.lint()
+        gm.recompile()
+
+
 def make_backend(options: Optional[dict] = None, owner: Optional[GraphOwner] = None) -> Callable:
     """An AOTAutograd backend whose forward and backward graphs are compiled by us; `owner`
     (the model's parameters) holds their JIT engines (see `CompiledFxGraph`)."""
@@ -315,6 +375,7 @@ def make_backend(options: Optional[dict] = None, owner: Optional[GraphOwner] = N
     def compiler(gm: torch.fx.GraphModule, example_inputs):
         # Ops we cannot lower run eagerly around the compiled regions (or raise when strict).
         # `compile_fx_graph` is looked up at call time so it stays the per-region compiler.
+        inline_effect_tokens(gm)
         with _owned_by(slot):
             return compile_graph(gm, example_inputs, opts, lambda g, ex, o: compile_fx_graph(g, ex, o))
 

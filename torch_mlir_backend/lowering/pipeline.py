@@ -29,6 +29,7 @@ from mlir.dialects import arith, bufferization, func
 
 from torch_mlir_backend.errors import CompileError
 from torch_mlir_backend.lowering import codegen
+from torch_mlir_backend.lowering.extern import install_extern_kernel_table
 from torch_mlir_backend.options import ENV_DUMP_DIR
 
 ENTRY_FUNCTION = "main"
@@ -836,6 +837,8 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
             *codegen_stages,
             Stage("lower-math", LOWER_MATH, "math ops -> LLVM intrinsics / libm calls"),
             Stage("to-llvm", TO_LLVM_WITH_OPENMP if fast and threads > 1 else TO_LLVM, "everything -> LLVM dialect"),
+            Stage("extern-kernel-table", install_extern_kernel_table,
+                  "calls of ATen kernels go through a function-pointer table the runtime fills (lowering/extern.py)"),
             Stage("check-llvm-legal", check_llvm_legal, "fail early if an op was not lowered"),
         ],
         name="linalg-to-llvm",

@@ -32,6 +32,7 @@ from torch_mlir_backend.lowering.pipeline import (
 from torch_mlir_backend.lowering.codegen import blas_library, uses_blas
 from torch_mlir_backend.options import CompileOptions
 from torch_mlir_backend.types import TensorSpec, format_specs
+from torch_mlir_backend.runtime import extern_kernels
 from torch_mlir_backend.runtime.memref import CallFrame, contiguous_strides, plan_slots
 
 ResultShapesFn = Callable[[Sequence[torch.Tensor]], Sequence[Sequence[int]]]
@@ -93,6 +94,8 @@ class CompiledGraph:
         self._keep_alive = keep_alive  # the MLIR context/module the engine was made from
         self._llvm_module_text = llvm_module_text
         self._function = engine.lookup(entry)  # packed: void(void**)
+        # Callbacks of the ATen kernels the generated code calls (lowering/extern.py), or None.
+        self._extern_kernels = extern_kernels.install(engine)
 
         strided = [l is ArgLayout.STRIDED for l in self.arg_layouts] + [False] * len(self.result_specs)
         self._slots, self._total_words = plan_slots(
@@ -153,6 +156,8 @@ class CompiledGraph:
         self._point_outputs(frame, outputs)
         self._function(frame.args_address)
         del alive
+        if self._extern_kernels is not None:
+            extern_kernels.raise_pending_error()
         return outputs
 
     def _point_outputs(self, frame: CallFrame, outputs: Sequence[torch.Tensor]) -> None:
@@ -177,6 +182,8 @@ class CompiledGraph:
         before = [_bytes_of(t) for t in inputs]
         self._function(frame.args_address)
         del alive
+        if self._extern_kernels is not None:
+            extern_kernels.raise_pending_error()
         for i, (buffer, nbytes) in enumerate(buffers):
             for name, zone in (("before", buffer[:_GUARD_BYTES]), ("after", buffer[_GUARD_BYTES + nbytes:])):
                 if not bool((zone == _GUARD_FILL).all()):
