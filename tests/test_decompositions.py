@@ -83,3 +83,35 @@ def test_core_aten_overloads_decomposed_for_us(name, fn):
 def test_reference_decompositions_we_register(name, fn, make):
     x = make()
     assert_same(compile_fn(fn)(x), fn(x), name, [x], 1e-6, 1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_linear_cross_entropy_chunked_ops(reduction):
+    # F.linear_cross_entropy with chunking options reaches custom ops
+    # (torch_nn::_linear_cross_entropy_batch_chunked[_no_reduction]) whose implementation is a
+    # loop of in-place ops; ours is the unchunked math, forward and gradients (precomputed by the
+    # mean/sum op in forward), with a bias, class weights and an ignored row.
+    options_module = pytest.importorskip("torch.nn.modules.linear_cross_entropy_options",
+                                         reason="this PyTorch has no chunked linear_cross_entropy")
+    options = options_module.LinearCrossEntropyOptions(allow_retain_graph=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 5, generator=g, requires_grad=True)
+    w = torch.randn(7, 5, generator=g, requires_grad=True)
+    b = torch.randn(7, generator=g, requires_grad=True)
+    target = torch.tensor([0, 3, -100, 6, 2, 3])
+    class_weight = torch.rand(7, generator=g)
+
+    def fn(x, w, b, target, class_weight):
+        loss = torch.nn.functional.linear_cross_entropy(x, w, target, linear_bias=b, weight=class_weight,
+                                                        reduction=reduction, options=options)
+        return loss.sum() if reduction == "none" else loss
+
+    want = fn(x, w, b, target, class_weight)
+    want_grads = torch.autograd.grad(want, [x, w, b])
+    got = compile_fn(fn)(x, w, b, target, class_weight)
+    got_grads = torch.autograd.grad(got, [x, w, b])
+    assert_same(got, want, f"linear_cross_entropy {reduction}", [x], 1e-5, 1e-5)
+    for name, gg, wg in zip(["input", "linear_weight", "linear_bias"], got_grads, want_grads):
+        assert_same(gg, wg, f"linear_cross_entropy {reduction} grad {name}", [x], 1e-5, 1e-5)
+    with torch.no_grad():  # inference: the mean/sum op computes no gradients
+        assert_same(compile_fn(fn)(x, w, b, target, class_weight), want, "no_grad", [x], 1e-5, 1e-5)

@@ -227,6 +227,69 @@ OWN[aten._embedding_bag_forward_only.default] = _embedding_bag
 OWN[aten._embedding_bag.default] = _embedding_bag
 
 
+def _linear_cross_entropy_terms(input, linear_weight, target, linear_bias, weight, ignore_index, acc_dtype):
+    """Logits (in the op's accumulation dtype), per-row weights (class weight, 0 for ignored
+    rows) and the clamped targets of `F.linear_cross_entropy`'s chunked ops."""
+    dtype = acc_dtype if acc_dtype is not None else input.dtype
+    logits = torch.nn.functional.linear(input.to(dtype), linear_weight.to(dtype),
+                                        None if linear_bias is None else linear_bias.to(dtype))
+    valid = target != ignore_index
+    safe_target = torch.where(valid, target, 0)
+    row_weight = valid.to(dtype) if weight is None else torch.where(valid, weight.to(dtype)[safe_target], 0)
+    return logits, row_weight, safe_target
+
+
+def _linear_cross_entropy_chunked(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
+                                  label_smoothing, batch_chunk_size, acc_policy, acc_dtype, allow_retain_graph,
+                                  compute_input_grad, compute_linear_weight_grad, compute_linear_bias_grad):
+    """`torch_nn::_linear_cross_entropy_batch_chunked` (F.linear_cross_entropy with chunking
+    options, reduction mean/sum): the loss and, when asked at trace time, its gradients, which
+    the op precomputes in forward. PyTorch's implementation is a chunked loop of in-place and
+    `out=` ops (not traceable into a functional graph); this is the same math unchunked: softmax
+    cross entropy of the linear's logits, gradients (softmax - one_hot) * row weight through the
+    linear. The chunked path requires label_smoothing == 0 (F.linear_cross_entropy's gate)."""
+    logits, row_weight, safe_target = _linear_cross_entropy_terms(input, linear_weight, target, linear_bias,
+                                                                   weight, ignore_index, acc_dtype)
+    log_probs = torch.log_softmax(logits, 1)
+    picked = log_probs.gather(1, safe_target.unsqueeze(1)).squeeze(1)
+    if reduction == "mean":
+        row_weight = row_weight / row_weight.sum()
+    loss = -(picked * row_weight).sum()
+    grad = (torch.exp(log_probs) - torch.nn.functional.one_hot(safe_target, logits.shape[1]).to(logits.dtype)) \
+        * row_weight.unsqueeze(1)
+    dtype = input.dtype
+    grad_input = (grad @ linear_weight.to(grad.dtype)).to(dtype) if compute_input_grad \
+        else input.new_empty((0, 0))
+    grad_linear_weight = (grad.t() @ input.to(grad.dtype)).to(dtype) if compute_linear_weight_grad \
+        else input.new_empty((0, 0))
+    grad_linear_bias = grad.sum(0).to(dtype) if compute_linear_bias_grad else input.new_empty((0,))
+    return loss.to(dtype), grad_input, grad_linear_weight, grad_linear_bias
+
+
+def _linear_cross_entropy_chunked_no_reduction(input, linear_weight, target, linear_bias, weight, ignore_index,
+                                               batch_chunk_size, acc_policy, acc_dtype):
+    """`torch_nn::_linear_cross_entropy_batch_chunked_no_reduction`: the per-row loss
+    (0 for ignored rows), unchunked (see above)."""
+    logits, row_weight, safe_target = _linear_cross_entropy_terms(input, linear_weight, target, linear_bias,
+                                                                   weight, ignore_index, acc_dtype)
+    picked = torch.log_softmax(logits, 1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
+    return (-(picked * row_weight)).to(input.dtype)
+
+
+def _register_linear_cross_entropy():
+    # The custom ops are defined when torch.nn.modules.linear_cross_entropy is imported (lazily,
+    # by F.linear_cross_entropy); older PyTorch has no such module.
+    try:
+        import torch.nn.modules.linear_cross_entropy  # noqa: F401
+    except ImportError:
+        return
+    ops = torch.ops.torch_nn
+    OWN[ops._linear_cross_entropy_batch_chunked.default] = _linear_cross_entropy_chunked
+    OWN[ops._linear_cross_entropy_batch_chunked_no_reduction.default] = _linear_cross_entropy_chunked_no_reduction
+
+
+_register_linear_cross_entropy()
+
 @functools.lru_cache(maxsize=None)
 def _table():
     table = dict(core_aten_decompositions())

@@ -240,3 +240,16 @@ fn_case("DiagonalScatterModule_offset", lambda x, s: torch.diagonal_scatter(x, s
 fn_case("DiagonalScatterModule_negDims", lambda x, s: torch.diagonal_scatter(x, s, -1, -1, 0),
         inputs(rand(3, 2, 4), rand(2, 3)))
 fn_case("DiagonalScatterModule_bool", lambda x, s: torch.diagonal_scatter(x, s), inputs(_mask(3, 3), _mask(3)))
+
+
+# --- F.linear_cross_entropy with chunking options (custom ops, decomposed in decompositions.py) --
+try:
+    from torch.nn.modules.linear_cross_entropy_options import LinearCrossEntropyOptions as _LceOptions
+except ImportError:  # PyTorch without the chunked path
+    _LceOptions = None
+if _LceOptions is not None:
+    for _reduction in ("mean", "sum", "none"):
+        fn_case(f"LinearCrossEntropyChunkedModule_{_reduction}",
+                lambda x, w, b, t, _r=_reduction: F.linear_cross_entropy(
+                    x, w, t, linear_bias=b, reduction=_r, options=_LceOptions(allow_retain_graph=True)),
+                inputs(rand(6, 5), rand(7, 5), rand(7), randint(6, high=7)), atol=1e-5, rtol=1e-5)
