@@ -22,13 +22,17 @@ _DTYPE_TABLE = {
     torch.int8: ("si8", "i8", 1),
     torch.uint8: ("ui8", "i8", 0),
     torch.bool: ("i1", "i1", 11),
+    # Only as a result (hash_tensor's): no rule computes on uint64 operands unless it lists it.
+    torch.uint64: ("ui64", "i64", 29),
     torch.complex64: ("complex<f32>", "complex<f32>", 9),
     torch.complex128: ("complex<f64>", "complex<f64>", 10),
+    torch.complex32: ("complex<f16>", "complex<f16>", 8),
 }
 _TORCH_NAME_TO_DTYPE = {v[0]: k for k, v in _DTYPE_TABLE.items()}
 _SCALAR_TYPE_TO_DTYPE = {v[2]: k for k, v in _DTYPE_TABLE.items()}
 
-# The dtypes the compiler handles end to end; others (complex, float8, ...) are rejected by rules.
+# The real dtypes every rule handles unless it says otherwise (the `@lowers` default); others
+# (float8, ...) are rejected by rules.
 SUPPORTED_DTYPES = (
     torch.float32, torch.float64, torch.float16, torch.bfloat16,
     torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool,
@@ -36,6 +40,15 @@ SUPPORTED_DTYPES = (
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 SIGNED_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8)
+# Complex dtypes reach only the rules that list them (lowering/complex.py and the cast, copy and
+# elementwise rules that dispatch to it): element type `complex<fN>`, 2 x N bits an element,
+# real part first, as c10::complex stores it.
+COMPLEX_DTYPES = (torch.complex64, torch.complex128, torch.complex32)
+# complex dtype -> the dtype of its real and imaginary parts, and back
+COMPLEX_PART_DTYPE = {torch.complex64: torch.float32, torch.complex128: torch.float64,
+                      torch.complex32: torch.float16}
+COMPLEX_OF_PART = {v: k for k, v in COMPLEX_PART_DTYPE.items()}
+SUPPORTED_AND_COMPLEX_DTYPES = SUPPORTED_DTYPES + COMPLEX_DTYPES
 
 
 def torch_dialect_dtype(dtype: torch.dtype) -> str:

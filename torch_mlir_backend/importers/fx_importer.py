@@ -151,6 +151,13 @@ class TorchOpEmitter:
             list_type = self._list_type(elem_type, elements)
             return ir.Operation.create("torch.prim.ListConstruct", results=[list_type],
                                        operands=elements).result
+        if kind == "TensorType" and isinstance(value, complex):
+            # The Torch dialect has no complex scalar constant: a 0-d complex128 literal (promotes
+            # like the wrapped number to the result's complex dtype; computed in double precision).
+            from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+            with unset_fake_temporarily():
+                return self._tensor_literal(torch.tensor(value, dtype=torch.complex128))
         if kind == "TensorType" and not isinstance(value, torch.Tensor):
             # A Python scalar where the schema wants a tensor: a 0-d tensor, as torch-mlir does.
             scalar = self._argument(value, None)
@@ -178,6 +185,9 @@ class TorchOpEmitter:
             return self._constant("torch.constant.float", value, "!torch.float")
         if isinstance(value, str):
             return self._constant("torch.constant.str", value, "!torch.str")
+        if isinstance(value, complex):
+            raise GraphImportError(f"complex Python number {value!r} as a scalar argument: the Torch dialect "
+                                   "has no complex scalar constant (pass it as a tensor)")
         if isinstance(value, (list, tuple)):
             elements = [self._argument(v, None) for v in value]
             return ir.Operation.create("torch.prim.ListConstruct",
@@ -233,6 +243,15 @@ class TorchOpEmitter:
 
     def _tensor_literal(self, tensor: torch.Tensor) -> ir.Value:
         spec = TensorSpec(tuple(tensor.shape), tensor.dtype)
+        if tensor.is_complex():
+            # MLIR's Python bindings cannot read a complex dense attribute back (reading one
+            # aborts the process): the literal is the real view [..., 2], made complex again.
+            from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+            with unset_fake_temporarily():
+                parts = torch.view_as_real(tensor.detach().resolve_conj())
+            return ir.Operation.create("torch.aten.view_as_complex", results=[self.types.tensor(spec)],
+                                       operands=[self._tensor_literal(parts)]).result
         attr = dense_elements_attr(tensor)
         return ir.Operation.create("torch.vtensor.literal", results=[self.types.tensor(spec)],
                                    attributes={"value": attr}).result

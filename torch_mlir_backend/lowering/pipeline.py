@@ -752,6 +752,11 @@ DEALLOCATE = "buffer-deallocation-pipeline,convert-bufferization-to-memref,canon
 # opt_level >= 2 still sees these loops). Replace this stage to tile/vectorize.
 GENERATE_LOOPS = "func.func(convert-linalg-to-loops),lower-affine,canonicalize,cse"
 
+# complex.* ops (lowering/complex.py) become arith/math ops on the real and imaginary parts (before
+# lower-math, which lowers the math ops they produce); complex.create/re/im and complex memref
+# elements (`!llvm.struct<(f32, f32)>`) are left to convert-complex-to-llvm in TO_LLVM.
+LOWER_COMPLEX = "func.func(convert-complex-to-standard),canonicalize"
+
 # f16/bf16 math is computed in f32; functions without an LLVM intrinsic (tanh, erf, atan2, ...)
 # become libm calls, which the JIT resolves from the process; the rest become LLVM intrinsics.
 # bf16 <-> f32 conversions are expanded into integer code (no compiler-rt helper needed).
@@ -769,6 +774,7 @@ TO_LLVM = (
     "expand-strided-metadata,lower-affine,"
     "convert-vector-to-llvm,"
     "finalize-memref-to-llvm,"
+    "convert-complex-to-llvm,"
     "convert-math-to-llvm,"
     "convert-arith-to-llvm,"
     "convert-index-to-llvm,"
@@ -835,6 +841,7 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
             Stage("strided-copies-to-linalg", strided_copies_to_linalg,
                   "memref.copy on strided memrefs -> linalg.copy (no runtime library call)"),
             *codegen_stages,
+            Stage("lower-complex", LOWER_COMPLEX, "complex ops -> arith/math on real and imaginary parts"),
             Stage("lower-math", LOWER_MATH, "math ops -> LLVM intrinsics / libm calls"),
             Stage("to-llvm", TO_LLVM_WITH_OPENMP if fast and threads > 1 else TO_LLVM, "everything -> LLVM dialect"),
             Stage("extern-kernel-table", install_extern_kernel_table,

@@ -103,10 +103,12 @@ class CompiledGraph:
         )
         n = len(self.arg_specs)
         self._n_inputs = n
-        # Per input: (word offset, dtype, spec, static shape or None, must be contiguous, slot or None)
+        # Per input: (word offset, dtype, spec, static shape or None, must be contiguous, slot or None,
+        # lazy bits: whether the tensor may be a lazy conjugate/negative view, see _LAZY_BITS)
         self._input_plan = [
             (slot.offset, spec.dtype, spec, spec.shape if spec.is_static else None,
-             layout is ArgLayout.CONTIGUOUS, slot if slot.needs_shape_per_call else None)
+             layout is ArgLayout.CONTIGUOUS, slot if slot.needs_shape_per_call else None,
+             _LAZY_BITS.get(spec.dtype))
             for spec, layout, slot in zip(self.arg_specs, self.arg_layouts, self._slots[:n])
         ]
         self._static_outputs = [(s.shape, s.dtype) for s in self.result_specs] if result_shapes is None else None
@@ -132,9 +134,13 @@ class CompiledGraph:
         frame = self._frame()
         words = frame.words
         alive = None  # contiguous copies made for this call
-        for t, (offset, dtype, spec, shape, contiguous, slot) in zip(inputs, self._input_plan):
+        for t, (offset, dtype, spec, shape, contiguous, slot, lazy_bits) in zip(inputs, self._input_plan):
             if t.dtype is not dtype or (t.shape != shape if shape is not None else not _matches(t, spec)):
                 self._raise_bad_input(inputs)
+            if lazy_bits is not None and lazy_bits(t):
+                # The storage holds the values before the lazy conj/neg: the code reads storage.
+                t = t.resolve_conj().resolve_neg()
+                alive = (alive or []) + [t]
             if contiguous and not t.is_contiguous():
                 t = t.contiguous()
                 alive = (alive or []) + [t]
@@ -222,8 +228,20 @@ class CompiledGraph:
         return f"CompiledGraph([{format_specs(self.arg_specs)}] -> [{format_specs(self.result_specs)}])"
 
 
+# dtype -> test of whether a tensor of it is a lazy view (`x.conj()`: conjugate bit; its `.imag`:
+# negative bit) whose storage does not hold its values; other dtypes cannot be.
+_is_conj_or_neg = lambda t: t.is_conj() or t.is_neg()  # noqa: E731
+_LAZY_BITS = {
+    torch.complex64: _is_conj_or_neg, torch.complex128: _is_conj_or_neg, torch.complex32: _is_conj_or_neg,
+    torch.float32: torch.Tensor.is_neg, torch.float64: torch.Tensor.is_neg,
+    torch.float16: torch.Tensor.is_neg, torch.bfloat16: torch.Tensor.is_neg,
+}
+
+
 def _bytes_of(t: torch.Tensor) -> torch.Tensor:
-    """A copy of the bytes of a tensor's elements."""
+    """A copy of the bytes of a tensor's elements (a lazy conj/neg view's resolved values: they
+    change exactly when its storage does)."""
+    t = t.resolve_conj().resolve_neg()
     return t.detach().reshape(-1).contiguous().view(torch.uint8).clone()
 
 
