@@ -207,3 +207,18 @@ def test_argmax_of_bool_is_rejected():
 def test_complex_sum_is_rejected():
     with pytest.raises(Exception, match="aten.sum.dim_IntList: dtype torch.complex64 is not supported"):
         compile_fn(lambda x: x.sum(1))(torch.ones(2, 3, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.int64, torch.int8,
+                                   torch.uint8, torch.bool], ids=lambda d: str(d).replace("torch.", ""))
+def test_hash_tensor(dtype):
+    # The xor of 64-bit patterns: floats widened to float64 (NaN, -0.0 and inf included), signed
+    # integers sign-extended; whole tensor, one dim, several dims with keepdim, an empty result.
+    x = make_input((3, 4, 5), dtype, -100, 100)
+    if dtype.is_floating_point:
+        x[0, 0, :3] = torch.tensor([float("nan"), -0.0, float("inf")], dtype=dtype)
+    empty = make_input((2, 0), dtype)
+    check(lambda t, e: (torch.hash_tensor(t), torch.hash_tensor(t, 1), torch.hash_tensor(t, [0, 2], keepdim=True),
+                        torch.hash_tensor(t, -1, keepdim=True), torch.hash_tensor(e, 0)),
+          x, empty, name="aten.hash_tensor.default")
+

@@ -1,5 +1,5 @@
 """Reductions: sum, mean, prod, amax/amin, max/min (whole tensor and with indices),
-argmax/argmin, any, var/var_mean, and the fused softmax/log_softmax.
+argmax/argmin, any, var/var_mean, hash_tensor (xor of the bits), and the fused softmax/log_softmax.
 
 Each reduction is one `linalg.generic` with "reduction" iterators over the reduced dims and an
 accumulator of the kept dims (never keepdim: size-1 dims are inserted with `expand_shape` after).
@@ -149,6 +149,32 @@ def _fold(ctx: LoweringContext, x: ir.Value, dim, keepdim: bool, identity, combi
     (result,) = reduce_generic([x], rank, dims, sizes, [(identity, acc)],
                                lambda e, a: [combine(acc, _load(e, src, out, acc), a)])
     return finish(result, acc, out, dims, rank, keepdim)
+
+
+# ----- hash_tensor --------------------------------------------------------------------------------
+@lowers(aten.hash_tensor.default, dtypes=SUPPORTED_DTYPES + (torch.uint64,))
+def hash_tensor(ctx, x, dim=(), keepdim=False, mode=0):
+    """mode 0: the xor of the elements' 64-bit patterns, a uint64 (floats widened to float64 and
+    bitcast, integers sign- or zero-extended to 64 bits, bool as 0/1), as eager's xor_sum
+    reduction; an empty dim list reduces every dim. Reducing a size-0 dim is an error in eager
+    (its meta function raises while tracing)."""
+    ctx.require(mode == 0, f"hash_tensor mode {mode!r} (only mode 0, xor of the bits, exists)")
+    src = ctx.in_specs[0].dtype
+    i64 = ir.IntegerType.get_signless(64)
+    sizes = b.sizes_of(x)
+    rank = len(sizes)
+    dims = reduced_dims(ctx, dim, rank)
+
+    def bits(e):
+        if b.is_float(src):
+            return arith.BitcastOp(i64, b.convert(e, src, torch.float64)).result
+        if src in (torch.uint8, torch.bool):
+            return arith.ExtUIOp(i64, e).result
+        return b.convert(e, src, torch.int64)  # sign-extends (uint64: the same bits)
+
+    (result,) = reduce_generic([x], rank, dims, sizes, [(0, torch.int64)],
+                               lambda e, a: [arith.XOrIOp(bits(e), a).result])
+    return finish(result, torch.int64, torch.int64, dims, rank, keepdim)  # i64 is uint64's element type
 
 
 # ----- sum, mean, prod --------------------------------------------------------------------------

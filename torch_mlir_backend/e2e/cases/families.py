@@ -253,3 +253,10 @@ if _LceOptions is not None:
                 lambda x, w, b, t, _r=_reduction: F.linear_cross_entropy(
                     x, w, t, linear_bias=b, reduction=_r, options=_LceOptions(allow_retain_graph=True)),
                 inputs(rand(6, 5), rand(7, 5), rand(7), randint(6, high=7)), atol=1e-5, rtol=1e-5)
+
+
+# --- hash_tensor: xor of the 64-bit patterns (uint64 result) ---------------------------------------
+fn_case("HashTensorModule_f32", torch.hash_tensor, inputs(rand(3, 4)))
+fn_case("HashTensorModule_dimKeepdim_i64", lambda x: torch.hash_tensor(x, 1, keepdim=True),
+        inputs(randint(3, 4, low=-1000, high=1000)))
+fn_case("HashTensorModule_bool", lambda x: torch.hash_tensor(x, 0), inputs(_mask(5, 3)))
