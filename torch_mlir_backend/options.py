@@ -7,6 +7,17 @@ from typing import Optional
 
 ENV_DUMP_DIR = "TORCH_MLIR_BACKEND_DUMP_DIR"
 ENV_OPT_LEVEL = "TORCH_MLIR_BACKEND_OPT_LEVEL"
+# Which code runs f32/f64 convolutions: "aten" (ATen's oneDNN kernel, called from the compiled
+# graph as an extern kernel: lowering/extern.py) or "generated" (our own loops / im2col + BLAS).
+ENV_CONVOLUTION = "TORCH_MLIR_BACKEND_CONVOLUTION"
+CONVOLUTION_POLICIES = ("aten", "generated")
+
+
+def convolution_policy() -> str:
+    policy = os.environ.get(ENV_CONVOLUTION, "aten") or "aten"
+    if policy not in CONVOLUTION_POLICIES:
+        raise ValueError(f"{ENV_CONVOLUTION} must be one of {CONVOLUTION_POLICIES}, got {policy!r}")
+    return policy
 
 
 @dataclass(frozen=True)
@@ -37,5 +48,5 @@ class CompileOptions:
         return CompileOptions(**options)
 
     def cache_key(self) -> tuple:
-        # The dump folder does not change the generated code.
-        return (self.opt_level,)
+        # The dump folder does not change the generated code; the convolution policy does.
+        return (self.opt_level, convolution_policy())

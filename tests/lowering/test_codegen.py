@@ -132,7 +132,10 @@ def test_contractions_of_views_stay_whole_for_blas(tmp_path, fn, shapes, calls):
 @pytest.mark.parametrize("cin,cout,kernel,stride,padding,dilation", [
     (3, 8, 3, 1, 1, 1), (4, 6, 3, 2, 1, 1), (5, 4, 1, 1, 0, 1), (4, 8, 1, 2, 0, 1), (3, 5, 3, 1, 2, 2),
 ])
-def test_conv2d_im2col_blas_matches_eager(cin, cout, kernel, stride, padding, dilation):
+def test_conv2d_im2col_blas_matches_eager(cin, cout, kernel, stride, padding, dilation, monkeypatch):
+    from torch_mlir_backend.options import ENV_CONVOLUTION
+
+    monkeypatch.setenv(ENV_CONVOLUTION, "generated")  # our im2col + sgemm, not ATen's kernel
     conv = torch.nn.Conv2d(cin, cout, kernel, stride, padding, dilation).eval()
     x = make_input((2, cin, 9, 11), F32, seed=7)
     with torch.no_grad():

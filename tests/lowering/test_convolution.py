@@ -1,12 +1,26 @@
 """aten.convolution.default against eager: 1-D/2-D/3-D, stride, padding, dilation, groups
 (including depthwise), bias or None, transposed with output_padding; float and integer dtypes;
-plus a small CNN compiled with fullgraph=True."""
+plus a small CNN compiled with fullgraph=True.
+
+f32/f64 convolutions call ATen's kernel by default (lowering/extern.py); every test here but
+`test_aten_kernel_path` runs with $TORCH_MLIR_BACKEND_CONVOLUTION=generated so our generated
+convolution stays tested for every dtype."""
+import json
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers import check, compile_fn, make_input
+
+from torch_mlir_backend.options import ENV_CONVOLUTION
+
+
+@pytest.fixture(autouse=True)
+def _generated_convolution(request, monkeypatch):
+    if "aten_kernel_path" not in request.node.name:
+        monkeypatch.setenv(ENV_CONVOLUTION, "generated")
 
 # Half precision rounds the result once (f32 accumulation); eager's kernels may accumulate in a
 # different order, so allow about one rounding step of the output plus summation noise.
@@ -205,3 +219,60 @@ def test_small_cnn_matches_eager(pool, batch):
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-0.5, 0.5)
         check(model, make_input((batch, 3, 16, 16), torch.float32), name=f"SmallCNN[{pool}]", atol=1e-4, rtol=1e-4)
+
+
+def _extern_ops(fn, *inputs) -> list:
+    """The ATen kernels `fn`'s lowered module calls (traced as the backend traces)."""
+    from mlir import ir
+
+    from torch_mlir_backend.decompositions import decomposition_table
+    from torch_mlir_backend.importers.fx_importer import FxImporter
+    from torch_mlir_backend.lowering import lower_to_linalg
+    from torch_mlir_backend.lowering.extern import MODULE_ATTRIBUTE
+
+    gm = torch.fx.experimental.proxy_tensor.make_fx(fn, decomposition_table=decomposition_table(),
+                                                    tracing_mode="fake")(*inputs)
+    importer = FxImporter()
+    importer.import_graph_module(gm, "main")
+    linalg = lower_to_linalg(importer.module)
+    if MODULE_ATTRIBUTE not in linalg.operation.attributes:
+        return []
+    with linalg.context:
+        return [json.loads(ir.StringAttr(a).value)["op"] for a in ir.ArrayAttr(linalg.operation.attributes[MODULE_ATTRIBUTE])]
+
+
+ATEN_PATH_CASES = {
+    **{f"2d_{k}": (F.conv2d, v) for k, v in CONV2D.items()},
+    "1d": (F.conv1d, ((2, 3, 9), (4, 3, 3), True, 2, 1, 1, 1)),
+    "3d": (F.conv3d, ((1, 2, 5, 6, 4), (3, 2, 2, 3, 2), False, 1, (1, 0, 1), 1, 1)),
+}
+
+
+@pytest.mark.parametrize("case", list(ATEN_PATH_CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_aten_kernel_path(case, dtype, monkeypatch):
+    monkeypatch.delenv(ENV_CONVOLUTION, raising=False)  # the default policy: ATen's kernel
+    conv, (xs, ws, bias, stride, padding, dilation, groups) = ATEN_PATH_CASES[case]
+    x, w, b = _inputs(xs, ws, bias, dtype)
+
+    def fn(x, w, *b):
+        return torch.relu(conv(x, w, b[0] if b else None, stride, padding, dilation, groups)) * 2
+
+    inputs = (x, w) if b is None else (x, w, b)
+    assert _extern_ops(fn, *inputs) == ["aten.convolution.default"]
+    atol, rtol = TOL[dtype]
+    check(fn, *inputs, name=case, atol=atol, rtol=rtol)
+
+
+def test_aten_kernel_path_transposed_and_dynamic_batch(monkeypatch):
+    monkeypatch.delenv(ENV_CONVOLUTION, raising=False)
+    x, w, b = _inputs((2, 4, 5, 5), (4, 3, 3, 3), True, torch.float32)
+    b = b[:3]  # transposed: [in, out, kh, kw] weights, 3 output channels
+    check(lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1), x, w, b,
+          atol=1e-4, rtol=1e-5)
+    conv = nn.Conv2d(3, 4, 3, padding=1).eval()
+    compiled = compile_fn(conv, dynamic=True)
+    with torch.no_grad():
+        for batch in (2, 5, 3):
+            x = make_input((batch, 3, 6, 6), torch.float32, -1, 1, seed=batch)
+            torch.testing.assert_close(compiled(x), conv(x), atol=1e-4, rtol=1e-5)

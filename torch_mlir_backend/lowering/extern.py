@@ -107,28 +107,42 @@ def _dtype_name(ctx: LoweringContext, operand: int, value: ir.Value) -> str:
     return _ELEMENT_DTYPES[element]
 
 
-def _output_sizes(ctx: LoweringContext, index: int, spec: TensorSpec, inputs: list) -> list:
-    """Sizes of output `index`: static from its spec; a dynamic one from an input dimension of
-    the same symbolic size."""
-    sizes = []
+def _output_size_sources(ctx: LoweringContext, index: int, spec: TensorSpec, inputs: list) -> Optional[list]:
+    """Per dimension of output `index`: its static size, or the (input value, dim) of the same
+    symbolic size; None when some dynamic size is no input's (the buffer cannot be allocated)."""
+    sources = []
     for d, size in enumerate(spec.shape):
         if size is not None:
-            sizes.append(size)
+            sources.append(size)
             continue
         found = None
         for operand, value in inputs:
             t = ir.RankedTensorType(value.type)
-            for j in range(t.rank):
-                if t.is_dynamic_dim(j) and ctx.same_size(operand, j, index, d):
-                    found = tensor.DimOp(value, builders.index_constant(j)).result
-                    break
+            found = next(((value, j) for j in range(t.rank)
+                          if t.is_dynamic_dim(j) and ctx.same_size(operand, j, index, d)), None)
             if found is not None:
                 break
         if found is None:
-            raise ctx.reject(f"size of dimension {d} of result {index} ({spec}) is not one of the inputs' "
-                             "sizes, so the buffer for ATen's result cannot be allocated")
-        sizes.append(found)
-    return sizes
+            return None
+        sources.append(found)
+    return sources
+
+
+def outputs_can_be_allocated(ctx: LoweringContext, *operands) -> bool:
+    """Whether `lower_as_extern_kernel` can size every result of this op (for rules that call
+    ATen's kernel when they can and generate code otherwise)."""
+    inputs = [(i, v) for i, v in enumerate(operands)
+              if isinstance(v, ir.Value) and isinstance(v.type, ir.RankedTensorType)]
+    return all(_output_size_sources(ctx, i, spec, inputs) is not None
+               for i, spec in enumerate(ctx.out_specs) if spec is not None)
+
+
+def _output_sizes(ctx: LoweringContext, index: int, spec: TensorSpec, inputs: list) -> list:
+    sources = _output_size_sources(ctx, index, spec, inputs)
+    if sources is None:
+        raise ctx.reject(f"a dynamic size of result {index} ({spec}) is not one of the inputs' sizes, so "
+                         "the buffer for ATen's result cannot be allocated")
+    return [s if isinstance(s, int) else tensor.DimOp(s[0], builders.index_constant(s[1])).result for s in sources]
 
 
 def _strided_memref_type(value: ir.Value) -> ir.MemRefType:

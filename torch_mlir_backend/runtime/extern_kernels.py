@@ -48,6 +48,27 @@ def _overload(name: str) -> torch._ops.OpOverload:
     return getattr(getattr(getattr(torch.ops, namespace), op), overload)
 
 
+def out_variant(op: torch._ops.OpOverload) -> Optional[tuple]:
+    """`(overload, out argument names)` of `op`'s out= variant (same leading arguments, then one
+    keyword-only written tensor per result), or None. Calling it writes the results straight
+    into the graph's buffers instead of copying them there."""
+    schema = op._schema
+    returns = schema.returns
+    if not returns or any(str(r.type) != "Tensor" for r in returns):
+        return None
+    names = [a.name for a in schema.arguments]
+    for name in op.overloadpacket.overloads():
+        candidate = getattr(op.overloadpacket, name)
+        arguments = candidate._schema.arguments
+        if len(arguments) != len(names) + len(returns) or [a.name for a in arguments[:len(names)]] != names:
+            continue
+        outs = arguments[len(names):]
+        if all(a.kwarg_only and a.alias_info is not None and a.alias_info.is_write for a in outs) and \
+                not any(a.alias_info is not None and a.alias_info.is_write for a in arguments[:len(names)]):
+            return candidate, [a.name for a in outs]
+    return None
+
+
 def tensor_from_descriptor(address: int, rank: int, dtype: torch.dtype) -> torch.Tensor:
     """A tensor over the memory a ranked memref descriptor at `address` describes (no copy)."""
     words = ctypes.cast(address, ctypes.POINTER(ctypes.c_int64))
@@ -77,6 +98,10 @@ class ExternKernel:
         self.kwargs = description.get("kwargs", {})
         self.result_indices = description["results"]  # result index of each output
         self.source_line = description.get("source_line", "")
+        # The out= variant when every result is an output in order (most ATen ops have one).
+        found = out_variant(self.op)
+        self.out_op, self.out_names = found if found and self.result_indices == list(range(len(self.outputs))) \
+            and len(found[1]) == len(self.outputs) else (None, None)
 
     def _build(self, tensors: Sequence[torch.Tensor]):
         def value(a):
@@ -98,6 +123,9 @@ class ExternKernel:
             inputs = [tensor_from_descriptor(a, r, d) for a, (r, d) in zip(addresses[:n_in], self.inputs)]
             outputs = [tensor_from_descriptor(a, r, d) for a, (r, d) in zip(addresses[n_in:], self.outputs)]
             args, kwargs = self._build(inputs)
+            if self.out_op is not None:
+                self.out_op(*args, **kwargs, **dict(zip(self.out_names, outputs)))
+                return
             result = self.op(*args, **kwargs)
             results = result if isinstance(result, (tuple, list)) else (result,)
             if self.description.get("list_result"):
