@@ -23,7 +23,7 @@ from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
 
 from .decompositions import decomposition_table
-from .dynamic_shapes import ShapePlan, has_symbolic_sizes, symbolic_shapes
+from .dynamic_shapes import DataDependentOutputs, ShapePlan, has_symbolic_sizes, plan_data_dependent, symbolic_shapes
 from .errors import CompileError, TorchMlirBackendError
 from .importers.fx_importer import FxImporter
 from .lowering import lower_to_linalg
@@ -61,7 +61,8 @@ class CompiledFxGraph:
     def __init__(self, compiled, tensor_arg_positions: Sequence[int], outputs: Sequence[OutputSlot],
                  pack_inputs: Optional[Callable[[list], list]] = None,
                  reacquire: Optional[Callable[[Optional[GraphOwner]], Any]] = None,
-                 effect_tokens: Sequence[int] = ()):
+                 effect_tokens: Sequence[int] = (), data_dependent: Optional[DataDependentOutputs] = None,
+                 result_shapes: Optional[Callable] = None):
         # Also an instance attribute: Dynamo wraps backward callables with `functools.wraps`,
         # which copies the instance `__dict__` but not class attributes; without it AOTAutograd
         # would call the backward unboxed.
@@ -75,6 +76,10 @@ class CompiledFxGraph:
         self.outputs = tuple(outputs)
         # Effect-token inputs (see `inline_effect_tokens`): AOTAutograd passes None for them.
         self.effect_tokens = tuple(effect_tokens)
+        # Outputs of data-dependent sizes / runtime assertions (see dynamic_shapes.py): a
+        # capacities input before the call, narrowing and checks after it.
+        self.data_dependent = data_dependent
+        self._result_shapes = result_shapes
         self._all_results = all(o.kind == "result" for o in outputs) and \
             [o.index for o in outputs] == list(range(len(outputs)))
 
@@ -110,7 +115,11 @@ class CompiledFxGraph:
             inputs = [args[i] for i in self.tensor_arg_positions]
         else:
             inputs = self.pack_inputs(args)
+        if self.data_dependent is not None:
+            inputs = self.data_dependent.with_capacities(inputs, self._result_shapes)
         results = compiled(*inputs)
+        if self.data_dependent is not None:
+            results = self.data_dependent.finish(results, args)
         if self._all_results:
             args.clear()
             return results
@@ -184,15 +193,19 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     placeholder_vals = [n.meta.get("val") for n in placeholders]
     tensor_positions = [i for i, v in enumerate(placeholder_vals) if isinstance(v, torch.Tensor)]
-    _reject_data_dependent_sizes(gm)
     slots, result_nodes = _plan_outputs(gm)
     result_vals = [n.meta["val"] for n in result_nodes]
+    # Outputs of data-dependent sizes (nonzero, ...) and runtime assertions: see dynamic_shapes.py.
+    data_dependent = plan_data_dependent(gm, placeholder_vals, result_nodes)
+    abi = data_dependent.abi if data_dependent is not None else None
     shape_plan = None
-    if len(tensor_positions) != len(placeholders) or \
+    if len(tensor_positions) != len(placeholders) or data_dependent is not None or \
             any(has_symbolic_sizes(v) for v in placeholder_vals + result_vals):
         # Dynamic shapes: SymInt inputs are read from input sizes (or passed as 0-d tensors),
         # output shapes are computed per call from their symbolic sizes (see dynamic_shapes.py).
-        shape_plan = ShapePlan(placeholder_vals, result_vals, graph_name=f"graph with {len(gm.graph.nodes)} nodes")
+        shape_plan = ShapePlan(placeholder_vals,
+                               data_dependent.plan_shapes(result_vals) if data_dependent else result_vals,
+                               graph_name=f"graph with {len(gm.graph.nodes)} nodes")
         tensor_positions = shape_plan.passed
         slots = [OutputSlot("symint", value=shape_plan.symint_evaluator(s.value)) if s.kind == "symint" else s
                  for s in slots]
@@ -208,15 +221,24 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
     arg_specs = [TensorSpec.from_tensor(v) if isinstance(v, torch.Tensor) else TensorSpec((), torch.int64)
                  for v in arg_vals]
     result_specs = [TensorSpec.from_tensor(v) for v in result_vals]
+    if abi is not None:
+        for i in abi.results:
+            result_specs[i] = TensorSpec((None,), result_specs[i].dtype)
+        result_specs.append(TensorSpec((data_dependent.report_length,), torch.int64))  # the report
     layouts = [ArgLayout.CONTIGUOUS if not isinstance(v, torch.Tensor) or _surely_contiguous(v) else ArgLayout.STRIDED
                for v in arg_vals]
     result_shapes = shape_plan.result_shapes if shape_plan else None
+    if abi is not None and abi.results:
+        arg_specs.append(TensorSpec((len(abi.results),), torch.int64))
+        layouts.append(ArgLayout.CONTIGUOUS)
+        plan_shapes = shape_plan.result_shapes
+        result_shapes = lambda inputs: plan_shapes(inputs[:-1])  # noqa: E731 (the capacities come last)
     lowering_seconds = [0.0]
     if options.dump_dir or options.profile:
         # Every stage's IR or compile time is asked for: lower and compile afresh (compile_linalg
         # skips the caches for these options; a cache hit would have no stages to show).
         start = time.perf_counter()
-        linalg_module = lower_to_linalg(torch_module, int_arg_dims, symbols)
+        linalg_module = lower_to_linalg(torch_module, int_arg_dims, symbols, abi)
         lowering_seconds[0] = time.perf_counter() - start
         if options.dump_dir:
             _dump_front_end(options.dump_dir, torch_module, linalg_module)
@@ -227,7 +249,7 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
         # The text with locations is kept to lower again should the graph be freed and asked for.
         torch_text = torch_module.operation.get_asm(enable_debug_info=True)
         key_text = torch_module.operation.get_asm(enable_debug_info=False)
-        lowering_inputs = repr((int_arg_dims, symbols))
+        lowering_inputs = repr((int_arg_dims, symbols, abi))
         imported = [torch_module]  # the first lowering uses the imported module itself
         del torch_module, importer
 
@@ -238,7 +260,7 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
 
             start = time.perf_counter()
             module = imported.pop() if imported else ir.Module.parse(torch_text, new_context())
-            linalg = lower_to_linalg(module, int_arg_dims, symbols)
+            linalg = lower_to_linalg(module, int_arg_dims, symbols, abi)
             lowering_seconds[0] += time.perf_counter() - start
             return linalg
 
@@ -262,30 +284,8 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
     pack = shape_plan.pack if shape_plan is not None and len(shape_plan.passed) > len(
         [v for v in placeholder_vals if isinstance(v, torch.Tensor)]) else None
     tokens = [i for i, n in enumerate(placeholders) if n.meta.get(EFFECT_TOKEN)]
-    return CompiledFxGraph(compiled, tensor_positions, slots, pack, reacquire=reacquire, effect_tokens=tokens)
-
-
-def _reject_data_dependent_sizes(gm: torch.fx.GraphModule) -> None:
-    """Ops whose output size depends on the data (nonzero, masked_select, unique: unbacked
-    symbols `u0`) cannot be given a preallocated output: raise naming the op and source line
-    (the partitioner then runs it in eager PyTorch; in strict mode this is the user's error)."""
-    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
-
-    from .errors import UnsupportedOpError
-    from .importers.fx_importer import source_line
-
-    known = set()
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            known |= free_unbacked_symbols(node.meta.get("val"))
-        elif node.op == "call_function":
-            new = free_unbacked_symbols(node.meta.get("val")) - known
-            if new:
-                raise UnsupportedOpError(
-                    str(node.target), f"its output size depends on the data ({', '.join(sorted(map(str, new)))}); "
-                    f"data-dependent sizes are not compiled",
-                    ", ".join(_describe(a.meta.get("val")) for a in node.args if isinstance(a, torch.fx.Node)),
-                    source_line(node))
+    return CompiledFxGraph(compiled, tensor_positions, slots, pack, reacquire=reacquire, effect_tokens=tokens,
+                           data_dependent=data_dependent, result_shapes=shape_plan.result_shapes if shape_plan else None)
 
 
 def _surely_contiguous(val: torch.Tensor) -> bool:
@@ -296,12 +296,6 @@ def _surely_contiguous(val: torch.Tensor) -> bool:
         return bool(val.is_contiguous())
     except GuardOnDataDependentSymNode:
         return False
-
-
-def _describe(val) -> str:
-    if isinstance(val, torch.Tensor):
-        return TensorSpec.from_tensor(val).__str__()
-    return type(val).__name__
 
 
 def _dump_front_end(dump_dir: str, torch_module, linalg_module) -> None:

@@ -27,6 +27,8 @@ from .errors import TorchMlirBackendError
 
 def _expr(value: Any) -> Optional[sympy.Expr]:
     """The sympy expression of a SymInt (None for a plain or constant int)."""
+    if isinstance(value, sympy.Expr):
+        return None if value.is_number else value
     if isinstance(value, torch.SymInt):
         expr = value.node.expr
         return None if expr.is_number else expr
@@ -64,7 +66,8 @@ class ShapeMismatchError(ValueError):
 class ShapePlan:
     """How a graph with symbolic sizes is called.
 
-    `placeholder_vals`: each placeholder's `meta['val']` (FakeTensor or SymInt). After
+    `placeholder_vals`: each placeholder's `meta['val']` (FakeTensor or SymInt); `result_vals`:
+    each result's FakeTensor, or its shape as a tuple of ints/sympy expressions. After
     construction:
     - `int_arg_dims`: SymInt placeholder -> (tensor placeholder, dim) it equals (not passed);
     - `passed`: placeholders passed to the compiled function, in order (tensors, and SymInts not
@@ -150,7 +153,8 @@ class ShapePlan:
             lines.append(f"        _mismatch({where!r}, {read}, {str(expr)!r}, {text(expr)})")
         shapes = []
         for val in result_vals:
-            dims = [str(int(d)) if _expr(d) is None else text(_expr(d)) for d in val.shape]
+            dims = [str(int(d)) if _expr(d) is None else text(_expr(d))
+                    for d in (val.shape if isinstance(val, torch.Tensor) else val)]
             shapes.append("(" + "".join(f"{d}, " for d in dims) + ")")
         lines.append("    return (" + "".join(f"{s}, " for s in shapes) + ")")
         self.source = "\n".join(lines)
@@ -199,3 +203,180 @@ class ShapePlan:
         for k in self._scalar_positions:
             inputs[k] = torch.tensor(int(inputs[k]), dtype=torch.int64)
         return inputs
+
+
+class DataDependentOutputs:
+    """Python's side of `lowering.driver.DataDependentAbi` for one graph: outputs whose sizes
+    depend on the data are allocated flat at an upper bound (`capacities`, sympy expressions
+    over the input sizes, evaluated per call by the ShapePlan), and narrowed after the call to
+    the sizes the generated code reports; the graph's runtime assertions are checked there too.
+
+    The narrowed output is a contiguous prefix view of its buffer (the generated code writes it
+    row-major at the front), so no copy is made; but when it would keep alive a buffer more than
+    twice its size (and over 64 KiB), it is copied so a sparse result does not pin a worst-case
+    buffer.
+
+    An output that is a view of an input with data-dependent bounds (`x[:, a:b]` with `a =
+    i.item()`) must be that view: AOTAutograd rebuilds such outputs from the input with the
+    metadata of the tensor we return, which it cannot replay symbolically. Its chain of view ops
+    (`aliases`: result index, placeholder position, [(op, args)]) is replayed on the input in
+    eager PyTorch, a view costing no copy, with the `item()` values the generated code reports."""
+
+    COPY_ABOVE_BYTES = 64 * 1024
+
+    def __init__(self, abi, ranks: Sequence[int], capacities: Sequence[sympy.Expr], messages: Sequence[str],
+                 aliases: Sequence[tuple] = ()):
+        self.abi = abi
+        self.ranks = tuple(ranks)
+        self.capacities = tuple(capacities)
+        self.messages = tuple(messages)
+        self.aliases = tuple(aliases)
+
+    def plan_shapes(self, result_vals: Sequence[Any]) -> list:
+        """The result shapes to give the ShapePlan: flat capacities, then the report."""
+        shapes = list(result_vals)
+        for i, cap in zip(self.abi.results, self.capacities):
+            shapes[i] = (cap,)
+        shapes.append((self.report_length,))
+        return shapes
+
+    @property
+    def report_length(self) -> int:
+        return sum(self.ranks) + len(self.abi.scalars) + self.abi.checks
+
+    def with_capacities(self, inputs: list, result_shapes: Callable) -> list:
+        if not self.abi.results:
+            return inputs
+        shapes = result_shapes(inputs)
+        caps = [int(shapes[i][0]) for i in self.abi.results]
+        return list(inputs) + [torch.tensor(caps, dtype=torch.int64)]
+
+    def finish(self, results: list, args: list) -> list:
+        """The graph's outputs from the compiled function's results and the graph's arguments."""
+        report = results.pop().tolist()
+        offset = 0
+        for i, rank in zip(self.abi.results, self.ranks):
+            dims = report[offset:offset + rank]
+            offset += rank
+            buffer = results[i]
+            numel = 1
+            for d in dims:
+                numel *= d
+            if numel > buffer.numel():
+                raise TorchMlirBackendError(
+                    f"a data-dependent output of size {dims} exceeds the bound {buffer.numel()} the graph "
+                    f"was compiled with (a bug in that bound; the output was not written)")
+            out = buffer[:numel].view(dims)
+            if numel * 2 < buffer.numel() and buffer.numel() * buffer.element_size() > self.COPY_ABOVE_BYTES:
+                out = out.clone()
+            results[i] = out
+        scalars = dict(zip(self.abi.scalars, report[offset:offset + len(self.abi.scalars)]))
+        offset += len(self.abi.scalars)
+        for message, flag in zip(self.messages, report[offset:]):
+            if not flag:
+                raise RuntimeError(message)
+        for i, placeholder, chain in self.aliases:
+            view = args[placeholder]
+            for target, op_args, kwargs in chain:
+                view = target(*[view if a is _VIEWED else scalars[a.name] if isinstance(a, _Scalar) else a
+                                for a in op_args], **kwargs)
+            results[i] = view
+        return results
+
+
+def plan_data_dependent(gm: torch.fx.GraphModule, placeholder_vals: Sequence[Any],
+                        result_nodes: Sequence[torch.fx.Node]) -> Optional[DataDependentOutputs]:
+    """The boundary of a graph with outputs of data-dependent sizes or runtime assertions (None
+    when it has neither). Raises UnsupportedOpError naming the op whose output size has no
+    upper bound from the input sizes."""
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    from .errors import UnsupportedOpError
+    from .importers.fx_importer import source_line
+    from .lowering.data_dependent import graph_size_bounds, new_unbacked_sizes, resolve_bound
+    from .lowering.driver import DataDependentAbi
+
+    known = set()
+    for v in placeholder_vals:
+        if isinstance(v, torch.Tensor):
+            for d in v.shape:
+                known |= getattr(_expr(d), "free_symbols", set())
+        elif _expr(v) is not None:
+            known |= _expr(v).free_symbols
+    bounds = None
+    results, ranks, capacities = [], [], []
+    result_vals = [n.meta["val"] for n in result_nodes]
+    for i, v in enumerate(result_vals):
+        if not isinstance(v, torch.Tensor) or not (free_unbacked_symbols(v) - known):
+            continue
+        if bounds is None:
+            bounds = graph_size_bounds(gm)
+        numel = sympy.Mul(*[_expr(d) if _expr(d) is not None else sympy.Integer(int(d)) for d in v.shape])
+        capacity = resolve_bound(numel, bounds, known)
+        if capacity is None:
+            missing = free_unbacked_symbols(v) - known - set(bounds)
+            node = next((n for n in gm.graph.nodes if n.op == "call_function" and new_unbacked_sizes(n) & missing), None)
+            raise UnsupportedOpError(
+                str(node.target) if node is not None else "graph output",
+                f"its output size depends on the data ({', '.join(sorted(map(str, missing)))}) with no upper "
+                f"bound known from the input sizes", "", source_line(node) if node is not None else "")
+        results.append(i)
+        ranks.append(v.dim())
+        capacities.append(capacity)
+    aliases, scalars = [], []
+    for i, node in enumerate(result_nodes):
+        alias = _input_view_chain(node, placeholder_vals, gm)
+        if alias is not None:
+            aliases.append((i,) + alias)
+            scalars += [a.name for _, op_args, _ in alias[1] for a in op_args
+                        if isinstance(a, _Scalar) and a.name not in scalars]
+    asserts = [n for n in gm.graph.nodes
+               if n.op == "call_function" and n.target is torch.ops.aten._assert_scalar.default]
+    if not results and not asserts and not aliases:
+        return None
+    messages = []
+    for n in asserts:
+        text = str(n.args[1]) if len(n.args) > 1 else "runtime assertion failed"
+        where = source_line(n)
+        messages.append(f"{text} (at {where})" if where else text)
+    return DataDependentOutputs(DataDependentAbi(tuple(results), len(asserts), tuple(scalars)), ranks, capacities,
+                                messages, aliases)
+
+
+class _Scalar:
+    """An integer argument of a replayed view op: the value of FX node `name` (reported)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+_VIEWED = object()  # the replayed view op's tensor argument
+
+_REPLAYED_VIEWS = (torch.ops.aten.slice.Tensor, torch.ops.aten.select.int, torch.ops.aten.narrow.default)
+
+
+def _input_view_chain(node: torch.fx.Node, placeholder_vals: Sequence[Any], gm: torch.fx.GraphModule):
+    """(placeholder position, [(op, args, kwargs)]) when `node` is a view of a graph input through
+    slices/selects with data-dependent bounds; None otherwise."""
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    chain, data_dependent = [], False
+    while node.op == "call_function" and node.target in _REPLAYED_VIEWS:
+        op_args = [_VIEWED]
+        for a in node.args[1:]:
+            if isinstance(a, torch.fx.Node):
+                val = a.meta.get("val")
+                if not isinstance(val, torch.SymInt):
+                    return None
+                data_dependent = data_dependent or bool(free_unbacked_symbols(val))
+                op_args.append(_Scalar(a.name))
+            else:
+                op_args.append(a)
+        if any(isinstance(v, torch.fx.Node) for v in node.kwargs.values()):
+            return None
+        chain.append((node.target, op_args, dict(node.kwargs)))
+        node = node.args[0]
+    if not chain or not data_dependent or node.op != "placeholder":
+        return None
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    return placeholders.index(node), chain[::-1]

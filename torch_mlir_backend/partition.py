@@ -31,6 +31,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 
 from .errors import UnsupportedOpError
 from .importers.fx_importer import mlir_op_name, source_line
+from .lowering.data_dependent import drop_restated_asserts, unbounded_size_reason
 from .lowering.registry import LOWERINGS, LoweringContext, check_dtypes
 from .options import CompileOptions
 from .types import TensorSpec, format_specs
@@ -112,10 +113,9 @@ def unsupported_reason(node: torch.fx.Node) -> Optional[str]:
         return None  # SymInt arithmetic: the importer itself lowers it
     if not isinstance(target, torch._ops.OpOverload):
         return f"no lowering rule for {getattr(target, '__name__', target)} (not an ATen overload)"
-    data_dependent = _new_unbacked_symbols(node)
-    if data_dependent:
-        return (f"its output size depends on the data ({', '.join(sorted(map(str, data_dependent)))}); "
-                f"data-dependent sizes are not compiled")
+    unbounded = unbounded_size_reason(node)
+    if unbounded is not None:
+        return unbounded
     rule = LOWERINGS.get(mlir_op_name(target))
     if rule is None:
         return "no lowering rule for this op"
@@ -129,18 +129,6 @@ def unsupported_reason(node: torch.fx.Node) -> Optional[str]:
     except UnsupportedOpError as e:
         return e.reason
     return None
-
-
-def _new_unbacked_symbols(node: torch.fx.Node) -> set:
-    """Unbacked size symbols (nonzero, masked_select, boolean-mask indexing) this node creates."""
-    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
-
-    made = free_unbacked_symbols(node.meta.get("val"))
-    if not made:
-        return set()
-    for arg in node.all_input_nodes:
-        made -= free_unbacked_symbols(arg.meta.get("val"))
-    return made
 
 
 class LoweringSupport(OperatorSupportBase):
@@ -271,6 +259,7 @@ def _partition(gm: torch.fx.GraphModule, rejected: dict, options: CompileOptions
 def compile_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], options: CompileOptions,
                   compile_region: Callable, name: str = "graph") -> Callable:
     """Compile `gm` whole when every op can be lowered, else partition it (see module docstring)."""
+    drop_restated_asserts(gm)  # PyTorch's view/size arithmetic, not user checks: see data_dependent.py
     rejected: dict = {}
     for node in gm.graph.nodes:
         if node.op == "call_function":

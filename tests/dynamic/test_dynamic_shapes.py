@@ -117,15 +117,35 @@ def test_data_dependent_ops_run_eagerly_across_a_graph_break(op):
 
 
 @pytest.mark.parametrize("op", ["nonzero", "masked_select"])
-def test_data_dependent_ops_under_fullgraph_run_in_eager(op):
-    # Under fullgraph Dynamo captures them with data-dependent (unbacked) sizes; we do not compile
-    # those (no output can be preallocated): the op is rejected by name and runs in eager PyTorch
-    # between compiled regions (with an EagerFallbackWarning), the rest stays compiled.
+def test_data_dependent_ops_under_fullgraph_compile(op):
+    # Under fullgraph Dynamo captures them with data-dependent (unbacked) sizes; they compile
+    # (lowering/data_dependent.py), with the input sizes dynamic too: strict mode, no eager op.
     def fn(x):
         y = torch.masked_select(x, x > 0) if op == "masked_select" else torch.nonzero(x > 0)
-        return y.sum() + x.sum()
+        return y.sum() + x.sum(), y
 
-    compiled = torch.compile(fn, backend="torch_mlir", dynamic=True, fullgraph=True)
+    compiled = torch.compile(fn, backend="torch_mlir", dynamic=True, fullgraph=True, options={"strict": True})
     for n in [4, 9]:
         x = torch.randn(3, n)
         assert_same(compiled(x), fn(x), op, [x], **F32)
+
+
+def test_data_dependent_op_without_a_bound_runs_in_eager():
+    # bincount's length is max(input) + 1, bounded by no input size: the op is rejected by name
+    # and runs in eager PyTorch between compiled regions (with an EagerFallbackWarning), the rest
+    # stays compiled.
+    import warnings
+
+    from torch_mlir_backend.partition import EagerFallbackWarning
+
+    def fn(x):
+        return torch.bincount(x * 2).sum() + x.sum()
+
+    compiled = torch.compile(fn, backend="torch_mlir", dynamic=True, fullgraph=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in [4, 9]:
+            x = torch.randint(0, 6, (n,))
+            assert_same(compiled(x), fn(x), "bincount", [x], atol=0, rtol=0)
+    assert any(issubclass(w.category, EagerFallbackWarning) and "aten.bincount.default" in str(w.message)
+               for w in caught)

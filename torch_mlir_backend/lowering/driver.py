@@ -8,6 +8,7 @@ which `torch.prim.ListUnpack` splits.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -89,6 +90,27 @@ def _constant_value(op: ir.Operation) -> Any:
     return ir.StringAttr(attr).value
 
 
+@dataclass(frozen=True)
+class DataDependentAbi:
+    """How `@main` returns results whose sizes depend on the data (see lowering/data_dependent.py).
+
+    Each result in `results` is returned flat (`tensor<?xT>`, row-major) at the front of a buffer
+    of the capacity Python allocated, read from an extra last argument `tensor<Kxi64>` (one
+    capacity per such result); a result larger than its capacity is not written at all. One more
+    result, `tensor<Sxi64>`, reports every dimension of those results (in order), then the value
+    of each scalar op named in `scalars` (FX node names: the `item()`s Python needs to rebuild an
+    output that is a view of an input), then one 0/1 flag per `_assert_scalar` of the graph
+    (`checks` of them), for Python to narrow, rebuild and check."""
+
+    results: tuple = ()
+    checks: int = 0
+    scalars: tuple = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.results) or self.checks > 0 or bool(self.scalars)
+
+
 class FunctionLowering:
     """Lowers one Torch-dialect `func.func` into a new builtin-typed `func.func`.
 
@@ -99,13 +121,15 @@ class FunctionLowering:
     """
 
     def __init__(self, source: func_d.FuncOp, int_arg_dims: Optional[dict] = None,
-                 symbolic_shapes: Optional[dict] = None):
+                 symbolic_shapes: Optional[dict] = None, data_dependent: Optional[DataDependentAbi] = None):
         self.source = source
+        self.data_dependent = data_dependent if data_dependent is not None and data_dependent.active else None
         self.int_arg_dims = dict(int_arg_dims or {})
         # FX node name -> (operand sizes, result sizes), symbolic; found through op locations.
         self.symbolic_shapes = symbolic_shapes or {}
         self.values: dict[ir.Value, Any] = {}
         self.state: dict = {}  # `LoweringContext.state`: shared by the rules of this function
+        self._reported_scalars: dict = {}  # FX node name -> i64 value (see DataDependentAbi.scalars)
 
     def lower_into(self, module: ir.Module) -> func_d.FuncOp:
         src_type = ir.FunctionType(ir.TypeAttr(self.source.attributes["function_type"]).value)
@@ -115,12 +139,21 @@ class FunctionLowering:
         arg_types = [ir.RankedTensorType.get([], i64) if i in int_args else builtin_type(src_type.inputs[i])
                      for i in kept]
         result_types = [builtin_type(t) for t in src_type.results]
+        abi = self.data_dependent
+        if abi is not None:
+            for i in abi.results:
+                result_types[i] = ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size()],
+                                                          ir.RankedTensorType(result_types[i]).element_type)
+            if abi.results:
+                arg_types.append(ir.RankedTensorType.get([len(abi.results)], i64))
+            result_types.append(ir.RankedTensorType.get([self._report_length(src_type)], i64))
         name = ir.StringAttr(self.source.attributes["sym_name"]).value
         with ir.InsertionPoint(module.body), self.source.location:
             fn = func_d.FuncOp(name, ir.FunctionType.get(arg_types, result_types))
             block = fn.add_entry_block()
         old_args = self.source.regions[0].blocks[0].arguments
         new_of = dict(zip(kept, block.arguments))
+        self._block_arguments = list(block.arguments)
         with ir.InsertionPoint(block), self.source.location:
             for i, old in enumerate(old_args):
                 if i in self.int_arg_dims:
@@ -168,11 +201,61 @@ class FunctionLowering:
             attr = op.attributes["value"]
             self.values[op.results[0]] = arith.ConstantOp(ir.DenseElementsAttr(attr).type, attr).result
         elif name == "func.return":
-            func_d.ReturnOp([self._materialize_result(v) for v in op.operands])
+            results = [self._materialize_result(v) for v in op.operands]
+            if self.data_dependent is not None:
+                results = self._data_dependent_results(results)
+            func_d.ReturnOp(results)
         elif name in REGION_LOWERINGS:
             REGION_LOWERINGS[name](self, op)
         else:
             self._lower_with_rule(op)
+
+    def _report_length(self, src_type) -> int:
+        abi = self.data_dependent
+        return sum(torch_type_spec(src_type.results[i]).rank for i in abi.results) + len(abi.scalars) + abi.checks
+
+    def _data_dependent_results(self, results: list) -> list:
+        """See `DataDependentAbi`: flat results at their capacities, and the report."""
+        from .data_dependent import RUNTIME_CHECKS
+
+        abi = self.data_dependent
+        i64 = ir.IntegerType.get_signless(64)
+        report = []
+        capacities = self._block_arguments[-1] if abi.results else None
+        for k, i in enumerate(abi.results):
+            value = results[i]
+            t = ir.RankedTensorType(value.type)
+            sizes = builders.sizes_of(value)
+            report += [builders.as_index(s) if not isinstance(s, int) else builders.index_constant(s) for s in sizes]
+            # (rank >= 1: a data-dependent size is one of its dimensions)
+            flat = value if t.rank == 1 else builders.collapse_shape(value, [list(range(t.rank))])
+            if 0 in builders.static_shape(value):  # (nonzero of a 0-d tensor: [u0, 0]) nothing to write
+                flat = tensor.EmptyOp([0], t.element_type).result
+            flat = _match_type(flat, ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size()], t.element_type),
+                               "data-dependent result")
+            numel = tensor.DimOp(flat, builders.index_constant(0)).result
+            capacity = arith.IndexCastOp(ir.IndexType.get(), tensor.ExtractOp(
+                capacities, [builders.index_constant(k)]).result).result
+            fits = arith.CmpIOp(arith.CmpIPredicate.ule, numel, capacity).result
+            count = arith.SelectOp(fits, numel, builders.index_constant(0)).result  # never past the buffer
+            dyn = ir.ShapedType.get_dynamic_size()
+            piece = tensor.ExtractSliceOp(ir.RankedTensorType.get([dyn], t.element_type), flat, [], [count], [],
+                                          [0], [dyn], [1]).result
+            buffer = tensor.EmptyOp([capacity], t.element_type).result
+            results[i] = tensor.InsertSliceOp(piece, buffer, [], [count], [], [0], [dyn], [1]).result
+        report = [arith.IndexCastOp(i64, v).result for v in report]
+        for name in abi.scalars:
+            value = self._reported_scalars.get(name)
+            if value is None:
+                raise CompileError(f"the value of {name}, needed at the graph's boundary, was not lowered")
+            report.append(value if isinstance(value, ir.Value) else
+                          arith.ConstantOp(i64, ir.IntegerAttr.get(i64, int(value))).result)
+        checks = self.state.get(RUNTIME_CHECKS, [])
+        if len(checks) != abi.checks:
+            raise CompileError(f"{len(checks)} runtime assertions lowered, {abi.checks} expected")
+        report += [arith.ExtUIOp(i64, c).result for c in checks]
+        results.append(tensor.FromElementsOp(ir.RankedTensorType.get([len(report)], i64), report).result)
+        return results
 
     def lower_ops(self, ops) -> None:
         """Lower the ops of a nested block, in order, at the current insertion point."""
@@ -210,8 +293,8 @@ class FunctionLowering:
         else:
             out_specs = [torch_type_spec(r.type) for r in op.results]
         ctx = LoweringContext(op_name, rule.target, in_specs, out_specs, location, self.state)
+        found = _LOC_NAME_RE.match(str(location)) if self.symbolic_shapes or self.data_dependent else None
         if self.symbolic_shapes:
-            found = _LOC_NAME_RE.match(str(location))
             ctx.symbolic_in, ctx.symbolic_out = self.symbolic_shapes.get(found.group(1) if found else "", (None, None))
         check_dtypes(ctx, rule)
         args = [self.values[v] for v in op.operands]
@@ -235,6 +318,10 @@ class FunctionLowering:
             return
         if len(op.results) == 1 and not isinstance(results, (tuple, list)):
             results = [results]
+        if found is not None and self.data_dependent is not None and found.group(1) in self.data_dependent.scalars:
+            value = results[0]
+            self._reported_scalars[found.group(1)] = value if not isinstance(value, ir.Value) or \
+                str(value.type) == "i64" else arith.ExtSIOp(ir.IntegerType.get_signless(64), value).result
         if len(results) != len(op.results):
             raise CompileError(f"lowering rule of {rule.target} returned {len(results)} values "
                                f"for {len(op.results)} results")
@@ -293,13 +380,15 @@ def _overload_name(op_name: str) -> str:
 
 
 def lower_to_linalg(torch_module: ir.Module, int_arg_dims: Optional[dict] = None,
-                    symbolic_shapes: Optional[dict] = None) -> ir.Module:
+                    symbolic_shapes: Optional[dict] = None,
+                    data_dependent: Optional[DataDependentAbi] = None) -> ir.Module:
     """A new module holding the linalg-on-tensors form of every function of `torch_module`.
 
     For `@main`: `int_arg_dims` maps a `!torch.int` argument index to the (tensor argument
     index, dim) whose size it equals (see `FunctionLowering`); `symbolic_shapes` maps FX node
     names (the ops' location names) to their operands' and results' symbolic sizes, which rules
-    see as `ctx.symbolic_in/out`."""
+    see as `ctx.symbolic_in/out`; `data_dependent` is @main's ABI for results of data-dependent
+    sizes and runtime assertions (see `DataDependentAbi`)."""
     ctx = torch_module.context
     with ctx, ir.Location.unknown():
         out = ir.Module.create()
@@ -307,7 +396,8 @@ def lower_to_linalg(torch_module: ir.Module, int_arg_dims: Optional[dict] = None
             if op.operation.name == "func.func":
                 is_main = ir.StringAttr(op.attributes["sym_name"]).value == "main"
                 FunctionLowering(op, int_arg_dims if is_main else None,
-                                 symbolic_shapes if is_main else None).lower_into(out)
+                                 symbolic_shapes if is_main else None,
+                                 data_dependent if is_main else None).lower_into(out)
         try:
             out.operation.verify()
         except ir.MLIRError as e:

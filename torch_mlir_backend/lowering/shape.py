@@ -383,7 +383,7 @@ def _slice(ctx, x, dim=0, start=None, end=None, step=1):
         for what, v in (("start", start), ("end", end)):
             ctx.require(v is None or isinstance(v, ir.Value) or isinstance(v, int) and not isinstance(v, bool),
                         f"slice {what} must be an integer, got {v!r}")
-        if start in (None, 0) and end is None and step == 1:
+        if (start is None or isinstance(start, int) and start == 0) and end is None and step == 1:  # not `in`: ir.Value == None raises
             return x
         offset, length = _dynamic_slice_bounds(sizes[dim], start, end, step)
     offsets[dim], sizes[dim], strides[dim] = offset, length, step
