@@ -205,7 +205,8 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
         # output shapes are computed per call from their symbolic sizes (see dynamic_shapes.py).
         shape_plan = ShapePlan(placeholder_vals,
                                data_dependent.plan_shapes(result_vals) if data_dependent else result_vals,
-                               graph_name=f"graph with {len(gm.graph.nodes)} nodes")
+                               graph_name=f"graph with {len(gm.graph.nodes)} nodes",
+                               data_bindings=data_dependent.data_bindings if data_dependent else None)
         tensor_positions = shape_plan.passed
         slots = [OutputSlot("symint", value=shape_plan.symint_evaluator(s.value)) if s.kind == "symint" else s
                  for s in slots]

@@ -75,7 +75,10 @@ class ShapePlan:
     - `result_shapes(inputs)`: output shapes from the passed inputs (with consistency checks).
     """
 
-    def __init__(self, placeholder_vals: Sequence[Any], result_vals: Sequence[Any], graph_name: str = "graph"):
+    def __init__(self, placeholder_vals: Sequence[Any], result_vals: Sequence[Any], graph_name: str = "graph",
+                 data_bindings: Optional[dict] = None):
+        # data_bindings: symbol -> (placeholder, Python text with `{x}` for that input's tensor),
+        # sizes read from an input's data (see lowering/data_dependent.py `data_bounds`).
         self.graph_name = graph_name
         bindings: dict[sympy.Symbol, str] = {}
         binding_text: dict[sympy.Symbol, str] = {}
@@ -134,6 +137,8 @@ class ShapePlan:
             if len(solutions) == 1 and not solutions[0].has(sympy.Function):
                 bindings[unbound[0]] = PythonPrinter().doprint(solutions[0]).replace("_size", f"({read})")
         self._scalar_positions = [k for k, i in enumerate(self.passed) if not isinstance(placeholder_vals[i], torch.Tensor)]
+        for sym, (i, read) in (data_bindings or {}).items():
+            bindings[sym] = read.format(x=f"inputs[{position[i]}]")
 
         printer = PythonPrinter()
 
@@ -158,7 +163,9 @@ class ShapePlan:
             shapes.append("(" + "".join(f"{d}, " for d in dims) + ")")
         lines.append("    return (" + "".join(f"{s}, " for s in shapes) + ")")
         self.source = "\n".join(lines)
-        namespace = {"_mismatch": self._mismatch, "max": max, "min": min}
+        from .lowering.data_dependent import bincount_length
+
+        namespace = {"_mismatch": self._mismatch, "max": max, "min": min, "_bincount_length": bincount_length}
         exec(compile(self.source, f"<result shapes of {graph_name}>", "exec"), namespace)
         self.result_shapes: Callable = namespace["result_shapes"]
 
@@ -225,12 +232,13 @@ class DataDependentOutputs:
     COPY_ABOVE_BYTES = 64 * 1024
 
     def __init__(self, abi, ranks: Sequence[int], capacities: Sequence[sympy.Expr], messages: Sequence[str],
-                 aliases: Sequence[tuple] = ()):
+                 aliases: Sequence[tuple] = (), data_bindings: Optional[dict] = None):
         self.abi = abi
         self.ranks = tuple(ranks)
         self.capacities = tuple(capacities)
         self.messages = tuple(messages)
         self.aliases = tuple(aliases)
+        self.data_bindings = dict(data_bindings or {})  # for the ShapePlan: sizes read from input data
 
     def plan_shapes(self, result_vals: Sequence[Any]) -> list:
         """The result shapes to give the ShapePlan: flat capacities, then the report."""
@@ -293,7 +301,7 @@ def plan_data_dependent(gm: torch.fx.GraphModule, placeholder_vals: Sequence[Any
 
     from .errors import UnsupportedOpError
     from .importers.fx_importer import source_line
-    from .lowering.data_dependent import graph_size_bounds, new_unbacked_sizes, resolve_bound
+    from .lowering.data_dependent import data_bounds, graph_size_bounds, new_unbacked_sizes, resolve_bound
     from .lowering.driver import DataDependentAbi
 
     known = set()
@@ -339,8 +347,14 @@ def plan_data_dependent(gm: torch.fx.GraphModule, placeholder_vals: Sequence[Any
         text = str(n.args[1]) if len(n.args) > 1 else "runtime assertion failed"
         where = source_line(n)
         messages.append(f"{text} (at {where})" if where else text)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    data_bindings = {}
+    for n in gm.graph.nodes:
+        read = data_bounds(n) if n.op == "call_function" else None
+        if read is not None and any(read[0] in c.free_symbols for c in capacities):
+            data_bindings[read[0]] = (placeholders.index(read[1]), read[2])
     return DataDependentOutputs(DataDependentAbi(tuple(results), len(asserts), tuple(scalars)), ranks, capacities,
-                                messages, aliases)
+                                messages, aliases, data_bindings)
 
 
 class _Scalar:

@@ -1,8 +1,9 @@
 """Ops whose output size depends on the data (lowering/data_dependent.py): nonzero/argwhere,
-masked_select, unique (_unique2), unique_consecutive and item() as a slice bound, compared with
+masked_select, unique (_unique2), unique_consecutive, bincount and item() as a slice bound, compared with
 eager (exact: they move values and count, no arithmetic); their results feeding later ops in the
 same graph, empty results, dynamic input sizes, the write-check mode, the safety net when a bound
-is wrong, and bincount (no bound from the input sizes) falling back to eager or raising."""
+is wrong, runtime assertions; bincount of a graph input (its length read from the data before the
+call) and of a computed tensor (no bound: falls back to eager, or raises in strict mode)."""
 import warnings
 
 import pytest
@@ -201,24 +202,40 @@ def test_result_larger_than_its_bound_is_not_written(monkeypatch):
     torch._dynamo.reset()
 
 
-def _bincount(x):
-    return torch.bincount(x) * 2
+@pytest.mark.parametrize("minlength", [0, 9])
+def test_bincount_of_a_graph_input(minlength):
+    # The length max(x) + 1 is read from the input before the call (bincount's data bound)
+    x = torch.tensor([0, 3, 3, 1, 7, 3])
+    w = torch.rand(6, dtype=torch.float64)
+    check(lambda x: torch.bincount(x, minlength=minlength) * 2, x, **EXACT)
+    check(lambda x, w: torch.bincount(x, weights=w, minlength=minlength), x, w, atol=1e-12, rtol=1e-12)
+    check(lambda x: torch.bincount(x, minlength=minlength), torch.zeros(0, dtype=torch.int64), **EXACT)
 
 
-def test_bincount_has_no_bound_and_falls_back_with_a_warning():
+def test_bincount_of_negative_values_raises_as_eager():
+    torch._dynamo.reset()
+    with pytest.raises(RuntimeError, match="non-negative"):
+        compile_fn(lambda x: torch.bincount(x))(torch.tensor([0, -3, 1]))
+
+
+def _bincount_of_computed(x):
+    return torch.bincount(x * 2) + 1
+
+
+def test_bincount_of_a_computed_tensor_has_no_bound_and_falls_back_with_a_warning():
     x = torch.tensor([0, 3, 3, 1, 7])
-    compiled = torch.compile(_bincount, backend="torch_mlir", fullgraph=True)
+    torch._dynamo.reset()
+    compiled = torch.compile(_bincount_of_computed, backend="torch_mlir", fullgraph=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = compiled(x)
-    torch.testing.assert_close(got, _bincount(x), atol=0, rtol=0)
+    torch.testing.assert_close(got, _bincount_of_computed(x), atol=0, rtol=0)
     messages = [str(w.message) for w in caught if issubclass(w.category, EagerFallbackWarning)]
     assert any("aten.bincount.default" in m and "no upper bound" in m for m in messages), messages
 
 
-def test_bincount_in_strict_mode_raises_naming_the_op():
+def test_bincount_of_a_computed_tensor_in_strict_mode_raises_naming_the_op():
     torch._dynamo.reset()
     with pytest.raises(Exception, match=r"aten\.bincount\.default.*no upper bound") as info:
-        compile_fn(_bincount)(torch.tensor([0, 3, 1]))
-    assert isinstance(info.value, UnsupportedOpError) or isinstance(info.value.__cause__, UnsupportedOpError) \
-        or "UnsupportedOpError" in str(info.value)
+        compile_fn(_bincount_of_computed)(torch.tensor([0, 3, 1]))
+    assert "UnsupportedOpError" in str(info.value) or isinstance(info.value, UnsupportedOpError)

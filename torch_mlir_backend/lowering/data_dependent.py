@@ -1,5 +1,6 @@
 """Ops whose output size depends on the data: `nonzero`, `masked_select`, `_unique2`,
-`unique_consecutive`, and `_local_scalar_dense` (`tensor.item()`, whose value may bound a slice).
+`unique_consecutive`, `bincount`, and `_local_scalar_dense` (`tensor.item()`, whose value may
+bound a slice).
 
 FakeTensor gives such a result an unbacked size symbol (`u0`). Inside the generated code it is
 an ordinary dynamic dimension: a rule computes the count and the elements into a worst-case
@@ -13,8 +14,10 @@ creating an unbacked size must also state an upper bound of it from its inputs' 
 most as many elements as their input, a slice with data-dependent bounds at most the sliced
 dimension. How the bound is used at the graph's boundary (capacity input, flat output buffers,
 a report of the real sizes) is `driver.DataDependentAbi` and `dynamic_shapes.DataDependentOutputs`.
-An op whose size has no such bound (`bincount`: max(input) + 1) is not lowered: it runs eagerly
-(strict mode: raises), with that reason.
+bincount's length, max(x) + 1, is bounded by no size: when x is a graph input, Python reads it
+from x before the call (`data_bounds`: a first pass in eager PyTorch, which also raises eager's
+error for negative values); bincount of a tensor computed in the graph is not lowered: it runs
+eagerly (strict mode: raises), with that reason.
 
 Runtime assertions Dynamo adds about unbacked symbols (`u0 <= 6`, `torch._check(...)`) are
 checked at run time: `_assert_scalar` records its condition, the driver reports it next to the
@@ -115,6 +118,32 @@ def _slice_bounds(node: torch.fx.Node, made: set) -> Optional[dict]:
     return bounds if set(bounds) == made else None
 
 
+def data_bound_symbol(node: torch.fx.Node) -> sympy.Symbol:
+    """The symbol standing for a size read from a graph input's data before the call."""
+    return sympy.Symbol(f"data_{node.name}", integer=True, nonnegative=True)
+
+
+def bincount_length(x: torch.Tensor, minlength: int) -> int:
+    """bincount's output length, read from its input before the call (the first of two passes;
+    the generated code is the second). Raises eager's error for inputs bincount rejects."""
+    if x.numel() and int(x.min()) < 0:
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    return max(int(x.max()) + 1 if x.numel() else 0, minlength)
+
+
+def data_bounds(node: torch.fx.Node) -> Optional[tuple]:
+    """(symbol, graph input node, Python text of the size with `{x}` for that input) for a size
+    read from the data of a graph input: bincount of a graph input (max(x) + 1, at least
+    minlength). None otherwise."""
+    if node.target is not aten.bincount.default:
+        return None
+    x = node.args[0]
+    minlength = node.args[2] if len(node.args) > 2 else node.kwargs.get("minlength", 0)
+    if not isinstance(x, torch.fx.Node) or x.op != "placeholder" or not isinstance(minlength, int):
+        return None
+    return data_bound_symbol(node), x, f"_bincount_length({{x}}, {minlength})"
+
+
 def size_bounds(node: torch.fx.Node) -> Optional[dict]:
     """{unbacked symbol: upper bound (sympy, over the node's input sizes)} for every size this
     node makes data-dependent; {} when it makes none; None when one has no known bound."""
@@ -123,6 +152,9 @@ def size_bounds(node: torch.fx.Node) -> Optional[dict]:
         return {}
     if node.target is aten.slice.Tensor:
         return _slice_bounds(node, made)
+    read = data_bounds(node)
+    if read is not None:
+        return {sym: read[0] for sym in made}
     fn = SIZE_BOUNDS.get(node.target)
     if fn is None:
         return None
@@ -137,7 +169,7 @@ def unbounded_size_reason(node: torch.fx.Node) -> Optional[str]:
     made = ", ".join(sorted(map(str, new_unbacked_sizes(node))))
     return (f"its output size depends on the data ({made}) with no upper bound known from the input "
             f"sizes; data-dependent sizes are compiled for nonzero, masked_select, unique, "
-            f"unique_consecutive and slices with data-dependent bounds")
+            f"unique_consecutive, slices with data-dependent bounds and bincount of a graph input")
 
 
 def graph_size_bounds(gm: torch.fx.GraphModule) -> dict:
@@ -172,7 +204,7 @@ def _fake_range_bound(node: torch.fx.Node) -> Optional[sympy.Expr]:
         return None  # per dimension: see `_restated_range`
     if node.target in SIZE_BOUNDS:
         return _numel(_arg_val(node, 0))
-    return None
+    return None  # (bincount's fake range has no upper bound)
 
 
 def _restated_range(condition, creators: dict) -> bool:
@@ -519,3 +551,40 @@ def assert_scalar(ctx: LoweringContext, condition, message=""):
         flag = arith.ConstantOp(ir.IntegerType.get_signless(1), int(bool(condition))).result
     ctx.state.setdefault(RUNTIME_CHECKS, []).append(flag)
     return None  # the importer gives the op one `!torch.none` result
+
+
+@lowers(aten.bincount.default, dtypes=FLOAT_DTYPES + INT_DTYPES)
+def bincount(ctx: LoweringContext, x: ir.Value, weights=None, minlength=0):
+    """Counts (or sums of weights) per value; the length max(x) + 1 (at least minlength) is
+    computed here and, for a graph output, first read by Python from the input (`data_bounds`),
+    which also rejects negative values as eager does."""
+    minlength = ctx.static_int(minlength, "minlength")
+    spec = ctx.in_specs[0]
+    ctx.require(spec.rank == 1 and not b.is_float(spec.dtype), "bincount needs a 1-d integer tensor")
+    out_dtype = ctx.out_spec.dtype
+    n = b.sizes_of(x)[0]
+
+    def largest(i, m):
+        v = b.convert(tensor.ExtractOp(x, [i]).result, spec.dtype, torch.int64)
+        return [arith.MaxSIOp(m, v).result]
+
+    (top,) = _for(n, [b.constant(-1, torch.int64)], largest)
+    length = arith.MaxSIOp(arith.AddIOp(top, b.constant(1, torch.int64)).result,
+                           b.constant(minlength, torch.int64)).result
+    length = arith.IndexCastOp(b.index_type(), length).result
+    counts = b.full([length], 0, out_dtype)
+    weight_dtype = ctx.in_specs[1].dtype if weights is not None else None
+
+    def add(i, out):
+        bin_ = arith.IndexCastOp(b.index_type(), b.convert(tensor.ExtractOp(x, [i]).result, spec.dtype,
+                                                             torch.int64)).result
+        old = tensor.ExtractOp(out, [bin_]).result
+        if weights is None:
+            step = b.constant(1, out_dtype)
+        else:
+            step = b.convert(tensor.ExtractOp(weights, [i]).result, weight_dtype, out_dtype)
+        new = arith.AddFOp(old, step).result if b.is_float(out_dtype) else arith.AddIOp(old, step).result
+        return [tensor.InsertOp(new, out, [bin_]).result]
+
+    (counts,) = _for(n, [counts], add)
+    return counts

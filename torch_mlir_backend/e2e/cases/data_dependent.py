@@ -1,5 +1,5 @@
 """Ops whose output size depends on the data (lowering/data_dependent.py): nonzero, argwhere,
-masked_select, unique (with inverse and counts), unique_consecutive, item() as slice bounds
+masked_select, unique (with inverse and counts), unique_consecutive, bincount of an input, item() as slice bounds
 (tensor_split with a tensor of indices), a data-dependent result feeding later ops, and an empty
 result."""
 import torch
@@ -30,3 +30,6 @@ fn_case("DataDependentModule_feedsLaterOps",
         inputs(_sparse(5, 6)), atol=1e-5, rtol=1e-5)
 fn_case("TensorSplitModule_tensorIndices", lambda x, i: torch.tensor_split(x, i, dim=1),
         inputs(rand(3, 7), lambda: torch.tensor([2, 5])), dynamo_config={"capture_scalar_outputs": True})
+fn_case("BincountModule_minlength", lambda x: torch.bincount(x, minlength=12), inputs(randint(20, high=9)))
+fn_case("BincountModule_weights", lambda x, w: torch.bincount(x, weights=w),
+        inputs(randint(15, high=6), rand(15, dtype=torch.float64)), atol=1e-12, rtol=1e-12)
