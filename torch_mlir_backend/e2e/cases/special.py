@@ -84,3 +84,9 @@ fn_case("SpecialLcmModule_i8", torch.lcm,
         inputs(randint(3, 4, low=-128, high=127, dtype=torch.int8), randint(3, 4, low=-128, high=127, dtype=torch.int8)))
 fn_case("SpecialLdexpModule_bool", torch.ldexp,
         inputs(lambda: torch.rand(3, 4) < 0.5, lambda: torch.rand(3, 4) < 0.5))
+for _name, _fn in (("Igamma", torch.igamma), ("Igammac", torch.igammac)):
+    for _dtype, _suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
+        # a and x from 0 to 60: the series, the continued fraction and the asymptotic regime
+        fn_case(f"Special{_name}Module_{_suffix}", _fn,
+                inputs(rand(4, 5, dtype=_dtype, low=0.0, high=60.0), rand(5, dtype=_dtype, low=0.0, high=60.0)),
+                atol=1e-6, rtol=1e-5)
