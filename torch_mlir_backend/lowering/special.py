@@ -1,8 +1,8 @@
 """Special-math elementwise ops (erfinv, erfc, erfcx, ndtri, lgamma/digamma/polygamma, Hurwitz
 zeta, Bessel and modified Bessel functions, Airy Ai, the orthogonal polynomials, the regularized
-incomplete gamma functions igamma/igammac), the bit-level
-float ops (copysign, signbit, nextafter, frexp, fmax/fmin, hypot), integer shifts and gcd/lcm. Each becomes
-one `linalg.generic` whose body ports PyTorch's CPU kernel (aten/src/ATen/native/Math.h: Cephes
+incomplete gamma functions igamma/igammac), the bit-level float ops (copysign, signbit,
+nextafter, frexp, fmax/fmin, hypot), integer shifts and gcd/lcm. Each becomes one
+`linalg.generic` whose body ports PyTorch's CPU kernel (aten/src/ATen/native/Math.h: Cephes
 coefficients, recurrences and edge cases) to arith/math in eager's operation order, so values
 match eager's (mvlgamma and ldexp arrive decomposed into lgamma and pow/mul).
 
