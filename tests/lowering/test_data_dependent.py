@@ -67,6 +67,9 @@ def test_unique_flags(flags):
 def test_unique_with_nan_keeps_each_nan():
     x = torch.tensor([3.0, float("nan"), 1.0, 3.0, float("nan")])
     check(lambda x: torch.unique(x, return_counts=True), x, **EXACT)
+    longer = _sparse((60,), torch.float32, seed=7)  # past the insertion-sort size of std::sort
+    longer[::7] = float("nan")
+    check(lambda x: torch.unique(x, return_inverse=True, return_counts=True), longer, **EXACT)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -39,7 +39,7 @@ from mlir.dialects import arith, scf, tensor
 from . import builders as b
 from .registry import LoweringContext, lowers
 from .shape import extract_slice
-from .sorting import SORT_DTYPES, sort_along
+from .sorting import SORT_DTYPES, sort_along, std_sort_along
 from ..types import FLOAT_DTYPES, INT_DTYPES
 
 aten = torch.ops.aten
@@ -500,7 +500,10 @@ def unique2(ctx: LoweringContext, x: ir.Value, sorted=True, return_inverse=False
     n = _numel_of(src)
     if n == 0:
         return _empty_unique(ctx, x, return_inverse)
-    values, positions = sort_along(flat, 0, work, False)
+    # Equal values need no particular order here: eager's std::sort replay is O(n log n) for a
+    # static size; the stable odd-even sort serves a dynamic one (n passes).
+    static = isinstance(n, int)
+    values, positions = (std_sort_along if static else sort_along)(flat, 0, work, False)
     firsts, groups, counts, count = _runs(
         ctx, values, work, n,
         source_of=lambda i: arith.IndexCastOp(b.index_type(), tensor.ExtractOp(positions, [i]).result).result)
