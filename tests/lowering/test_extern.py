@@ -236,3 +236,17 @@ def test_extern_op_reached_and_matches_eager(op):
     inputs = make()
     assert op in _kernels_called(fn, *inputs), _kernels_called(fn, *inputs)
     check(fn, *inputs, name=op, atol=1e-4, rtol=1e-4)
+
+
+def test_kernel_writes_a_graph_result_straight_into_its_output(tmp_path):
+    # No temporary buffer and no copy for a result that is the kernel's own (dumped stage IR).
+    def fn(a):
+        return torch.linalg.solve_triangular(a, a * 2, upper=True)
+
+    a = _spd(4).triu()
+    check(fn, a, atol=1e-5, rtol=1e-5, options={"dump_dir": str(tmp_path)})
+    before, after = (open(next(tmp_path.glob(f"*-{name}.mlir"))).read()
+                     for name in ("destination-passing-abi", "extern-results-into-outputs"))
+    assert "memref.alloc" in before and "materialize_in_destination" in before
+    assert "memref.alloc" not in after and "materialize_in_destination" not in after
+    assert "call @__tmb_extern_0" in after

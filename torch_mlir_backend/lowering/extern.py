@@ -314,3 +314,40 @@ def install_extern_kernel_table(module: ir.Module) -> None:
         child.operation.clone(ip=ir.InsertionPoint(module.body))
     if MODULE_ATTRIBUTE in op.attributes:
         del op.attributes[MODULE_ATTRIBUTE]
+
+
+def extern_results_into_outputs(module: ir.Module) -> None:
+    """An extern kernel's result that is a graph result is written by the kernel straight into
+    @main's output buffer: after `destination-passing-abi`, `materialize_in_destination` of the
+    `to_tensor` of the kernel's `memref.alloc` into an output of the same type becomes the
+    kernel writing that output (no temporary, no copy)."""
+    candidates = []
+
+    def collect(op):
+        if op.name == "bufferization.materialize_in_destination":
+            candidates.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for mat in candidates:
+        value, out = mat.operands[0], mat.operands[1]
+        if not isinstance(out.type, ir.MemRefType) or not isinstance(value, ir.OpResult):
+            continue
+        to_tensor = value.owner.operation
+        if to_tensor.name != "bufferization.to_tensor" or len(list(value.uses)) != 1:
+            continue
+        buffer = to_tensor.operands[0]
+        if not isinstance(buffer, ir.OpResult) or buffer.owner.operation.name != "memref.alloc" or buffer.type != out.type:
+            continue
+        users = [use.owner.operation if hasattr(use.owner, "operation") else use.owner for use in buffer.uses]
+        calls = [u for u in users if u.name == "func.call" and
+                 ir.FlatSymbolRefAttr(u.attributes["callee"]).value.startswith(FUNCTION_PREFIX)]
+        if len(users) != 2 or len(calls) != 1:
+            continue
+        if len([u for u in out.uses]) != 1:  # the output is written by this result only
+            continue
+        alloc = buffer.owner.operation
+        buffer.replace_all_uses_with(out)
+        mat.erase()
+        to_tensor.erase()
+        alloc.erase()

@@ -29,7 +29,7 @@ from mlir.dialects import arith, bufferization, func
 
 from torch_mlir_backend.errors import CompileError
 from torch_mlir_backend.lowering import codegen
-from torch_mlir_backend.lowering.extern import install_extern_kernel_table
+from torch_mlir_backend.lowering.extern import extern_results_into_outputs, install_extern_kernel_table
 from torch_mlir_backend.options import ENV_DUMP_DIR
 
 ENTRY_FUNCTION = "main"
@@ -828,6 +828,8 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
         [
             Stage("destination-passing-abi", make_destination_passing_abi(arg_layouts),
                   "@main(tensors) -> tensors  =>  @main(in memrefs, out memrefs) -> ()"),
+            Stage("extern-results-into-outputs", extern_results_into_outputs,
+                  "ATen kernels write graph results straight into @main's output buffers"),
             Stage("fuse-elementwise",
                   codegen.fuse_elementwise_keeping_contractions(FUSE_ELEMENTWISE) if fast and blas else FUSE_ELEMENTWISE,
                   "fuse producer/consumer linalg.generic ops (fast: not into or across f32 contractions)"),
