@@ -198,6 +198,8 @@ def compile_fx_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
     # Outputs of data-dependent sizes (nonzero, ...) and runtime assertions: see dynamic_shapes.py.
     data_dependent = plan_data_dependent(gm, placeholder_vals, result_nodes)
     abi = data_dependent.abi if data_dependent is not None else None
+    for j, (k, _, _) in enumerate(data_dependent.int_outputs if data_dependent else ()):
+        slots[k] = OutputSlot("result", len(result_nodes) + j)  # an int the generated code reports
     shape_plan = None
     if len(tensor_positions) != len(placeholders) or data_dependent is not None or \
             any(has_symbolic_sizes(v) for v in placeholder_vals + result_vals):

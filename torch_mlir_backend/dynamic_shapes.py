@@ -232,13 +232,17 @@ class DataDependentOutputs:
     COPY_ABOVE_BYTES = 64 * 1024
 
     def __init__(self, abi, ranks: Sequence[int], capacities: Sequence[sympy.Expr], messages: Sequence[str],
-                 aliases: Sequence[tuple] = (), data_bindings: Optional[dict] = None):
+                 aliases: Sequence[tuple] = (), data_bindings: Optional[dict] = None,
+                 int_outputs: Sequence[tuple] = ()):
         self.abi = abi
         self.ranks = tuple(ranks)
         self.capacities = tuple(capacities)
         self.messages = tuple(messages)
         self.aliases = tuple(aliases)
         self.data_bindings = dict(data_bindings or {})  # for the ShapePlan: sizes read from input data
+        # (graph output position, FX node name, is a bool): integer outputs of data-dependent value (`u0`),
+        # appended to the results, from the report
+        self.int_outputs = tuple(int_outputs)
 
     def plan_shapes(self, result_vals: Sequence[Any]) -> list:
         """The result shapes to give the ShapePlan: flat capacities, then the report."""
@@ -283,6 +287,7 @@ class DataDependentOutputs:
         for message, flag in zip(self.messages, report[offset:]):
             if not flag:
                 raise RuntimeError(message)
+        results += [bool(scalars[name]) if is_bool else scalars[name] for _, name, is_bool in self.int_outputs]
         for i, placeholder, chain in self.aliases:
             view = args[placeholder]
             for target, op_args, kwargs in chain:
@@ -331,7 +336,14 @@ def plan_data_dependent(gm: torch.fx.GraphModule, placeholder_vals: Sequence[Any
         results.append(i)
         ranks.append(v.dim())
         capacities.append(capacity)
-    aliases, scalars = [], []
+    aliases, scalars, int_outputs = [], [], []
+    output_node = next(n for n in gm.graph.nodes if n.op == "output")
+    items = output_node.args[0] if isinstance(output_node.args[0], (tuple, list)) else [output_node.args[0]]
+    for k, item in enumerate(items):
+        val = item.meta.get("val") if isinstance(item, torch.fx.Node) else None
+        if isinstance(val, (torch.SymInt, torch.SymBool)) and free_unbacked_symbols(val) - known:
+            int_outputs.append((k, item.name, isinstance(val, torch.SymBool)))
+            scalars.append(item.name)
     for i, node in enumerate(result_nodes):
         alias = _input_view_chain(node, placeholder_vals, gm)
         if alias is not None:
@@ -340,7 +352,7 @@ def plan_data_dependent(gm: torch.fx.GraphModule, placeholder_vals: Sequence[Any
                         if isinstance(a, _Scalar) and a.name not in scalars]
     asserts = [n for n in gm.graph.nodes
                if n.op == "call_function" and n.target is torch.ops.aten._assert_scalar.default]
-    if not results and not asserts and not aliases:
+    if not results and not asserts and not aliases and not int_outputs:
         return None
     messages = []
     for n in asserts:
@@ -354,7 +366,7 @@ def plan_data_dependent(gm: torch.fx.GraphModule, placeholder_vals: Sequence[Any
         if read is not None and any(read[0] in c.free_symbols for c in capacities):
             data_bindings[read[0]] = (placeholders.index(read[1]), read[2])
     return DataDependentOutputs(DataDependentAbi(tuple(results), len(asserts), tuple(scalars)), ranks, capacities,
-                                messages, aliases, data_bindings)
+                                messages, aliases, data_bindings, int_outputs)
 
 
 class _Scalar:

@@ -91,6 +91,17 @@ def test_data_dependent_result_feeds_later_ops():
     check(fn, x, **F32)
 
 
+def test_data_dependent_size_as_an_integer_output():
+    def fn(x):
+        idx = torch.nonzero(x)
+        return idx * 2, idx.shape[0]
+
+    x = _sparse((3, 4), torch.float32, seed=8)
+    got = compile_fn(fn)(x)
+    assert got[1] == fn(x)[1] and isinstance(got[1], int)
+    check(fn, x, **EXACT)
+
+
 def test_all_false_mask_gives_empty_results():
     x = torch.randn(3, 4)
 
