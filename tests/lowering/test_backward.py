@@ -1,5 +1,6 @@
 """Backward-only ops (lowering/backward.py, lowering/random.py) called directly, against eager:
-convolution_backward and avg_pool2d_backward through our decompositions, the flash-attention
+convolution_backward (through our decomposition, or ATen's kernel under the default convolution
+policy) and avg_pool2d_backward through our decomposition, the flash-attention
 backward, the scatters index_put / scatter_add, prims.fma and rand / rand_like."""
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from helpers import check, compile_fn, make_input
 aten = torch.ops.aten
 
 
+@pytest.mark.parametrize("policy", ["generated", "aten"])
 @pytest.mark.parametrize("stride,padding,dilation,groups", [
     ([1, 1], [0, 0], [1, 1], 1), ([2, 2], [1, 1], [1, 1], 1), ([1, 2], [2, 1], [2, 1], 2), ([2, 1], [1, 0], [1, 1], 4)])
-def test_convolution_backward(stride, padding, dilation, groups):
+def test_convolution_backward(stride, padding, dilation, groups, policy, monkeypatch):
+    # generated: our decomposition into convolutions; aten: ATen's kernel from the graph.
+    from torch_mlir_backend.options import ENV_CONVOLUTION
+
+    monkeypatch.setenv(ENV_CONVOLUTION, policy)
     x = make_input((2, 4, 9, 8), torch.float32, seed=1)
     w = make_input((8, 4 // groups, 3, 2), torch.float32, seed=2)
     out = torch.nn.functional.conv2d(x, w, None, stride, padding, dilation, groups)
@@ -23,6 +29,25 @@ def test_convolution_backward(stride, padding, dilation, groups):
         return aten.convolution_backward.default(grad, x, w, [8], stride, padding, dilation, False,
                                                  [0, 0], groups, [True, True, True])
     check(fn, grad, x, w, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("policy", ["generated", "aten"])
+def test_conv_net_gradients_match_eager(policy, monkeypatch):
+    # A training step's backward graph: convolution_backward with output_mask (the first conv's
+    # input needs no gradient, the second conv has no bias).
+    from torch_mlir_backend.options import ENV_CONVOLUTION
+
+    monkeypatch.setenv(ENV_CONVOLUTION, policy)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(8, 4, 3, stride=2, bias=False))
+    x = make_input((2, 3, 10, 10), torch.float32, seed=4)
+    model(x).square().sum().backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    compile_fn(model)(x).square().sum().backward()
+    for got, ref in zip([p.grad for p in model.parameters()], want):
+        torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kernel,stride,padding,ceil_mode,count_include_pad,divisor", [

@@ -25,6 +25,7 @@ import torch
 from mlir import ir
 from mlir.dialects import arith, math, scf, tensor
 
+from ..options import convolution_policy
 from . import builders as b
 from .indexing import INDEX_DTYPES, _position
 from .registry import lowers
@@ -55,6 +56,8 @@ def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding
     stride and dilation swapped); grad_bias: grad_output summed over all but channels."""
     if transposed:
         return NotImplemented
+    if convolution_policy() == "aten" and input.dtype in (torch.float32, torch.float64):
+        return NotImplemented  # ATen's kernel, called from the graph (lowering/convolution.py)
     nd = input.dim() - 2
     stride, padding, dilation = (list(p) * nd if len(p) == 1 else list(p)
                                  for p in (stride, padding, dilation))

@@ -25,7 +25,7 @@ import torch
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
-from ..options import convolution_policy
+from ..options import ENV_CONVOLUTION, convolution_policy
 from ..types import FLOAT_DTYPES, INT_DTYPES
 from . import builders as b
 from .extern import lower_as_extern_kernel, outputs_can_be_allocated
@@ -245,6 +245,17 @@ def convolution(ctx, x, w, bias, stride, padding, dilation, transposed, output_p
             outputs_can_be_allocated(ctx, *operands):
         return lower_as_extern_kernel(ctx, *operands)
     return generated_convolution(ctx, *operands)
+
+
+@lowers(aten.convolution_backward.default, dtypes=ATEN_CONV_DTYPES)
+def convolution_backward(ctx, *operands):
+    """Under the `aten` policy (f32/f64) backward graphs keep `convolution_backward` (see
+    backward.DECOMPOSITIONS) and call ATen's oneDNN kernel; otherwise it is decomposed into
+    convolutions before it gets here."""
+    ctx.require(convolution_policy() == "aten", f"convolution_backward is decomposed into convolutions when "
+                f"{ENV_CONVOLUTION}=generated; called directly it needs the aten policy")
+    ctx.require(outputs_can_be_allocated(ctx, *operands), "the gradients' sizes must be static or the inputs'")
+    return lower_as_extern_kernel(ctx, *operands)
 
 
 def generated_convolution(ctx, x, w, bias, stride, padding, dilation, transposed, output_padding, groups):

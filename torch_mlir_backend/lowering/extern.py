@@ -203,8 +203,11 @@ def lower_as_extern_kernel(ctx: LoweringContext, *operands):
     returns = list(schema.returns)
     # A single `Tensor[]` result: the rule's results are the list's elements.
     list_result = len(returns) == 1 and str(returns[0].type) == "List[Tensor]"
-    if len(outputs) != len(returns) and not list_result:
+    if returns and not list_result and (len(ctx.out_specs) != len(returns) or any(
+            spec is None and str(r.type) != "Tensor" for spec, r in zip(ctx.out_specs, returns)) or (returns and not outputs)):
         raise ctx.reject("only ops whose results are all tensors can call ATen's kernel")
+    # A `Tensor` result without a spec is one the op does not compute (convolution_backward's
+    # output_mask): no buffer, and the rule returns None for it.
 
     in_memrefs = []
     for _, value in inputs:
@@ -240,7 +243,10 @@ def lower_as_extern_kernel(ctx: LoweringContext, *operands):
         return [None] * len(ctx.out_specs)
     if list_result:
         return results
-    return results[0] if len(results) == 1 and len(ctx.out_specs) == 1 else results
+    if len(ctx.out_specs) == 1:
+        return results[0]
+    by_index = dict(zip([index for index, _ in outputs], results))
+    return [by_index.get(i) for i in range(len(ctx.out_specs))]
 
 
 lowers(*EXTERN_KERNEL_OPS, dtypes=EXTERN_DTYPES)(lower_as_extern_kernel)
