@@ -12,6 +12,7 @@ from . import backward, random  # noqa: F401,E402
 from . import scalar  # noqa: F401,E402
 from . import control_flow  # noqa: F401,E402
 from . import special  # noqa: F401,E402
+from . import complex  # noqa: F401,E402
 from . import data_dependent  # noqa: F401,E402
 from . import extern  # noqa: F401,E402
 

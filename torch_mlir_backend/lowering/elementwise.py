@@ -16,8 +16,9 @@ from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Promotion, el
 from mlir import ir
 from mlir.dialects import arith, math as math_d
 
-from ..types import FLOAT_DTYPES, INT_DTYPES, SUPPORTED_DTYPES
+from ..types import COMPLEX_DTYPES, FLOAT_DTYPES, INT_DTYPES, SUPPORTED_AND_COMPLEX_DTYPES, SUPPORTED_DTYPES
 from . import builders as b
+from .complex import COMPLEX_BODIES, cast_tensor as cast_any_tensor, complex_pointwise, complex_where, is_complex
 from .registry import LoweringContext, lowers
 
 aten = torch.ops.aten
@@ -55,13 +56,18 @@ def pointwise(ctx: LoweringContext, operands: Sequence[Any], body: Callable[...,
     """Apply `body` (on scalars of the compute dtype) elementwise; result dtype is the op's."""
     if compute is None:
         compute, _ = promoted(ctx, operands, kind)
+    if is_complex(compute):  # only ops with a complex body accept complex operands (see register_pointwise)
+        return complex_pointwise(ctx, operands, compute)
     dtypes = [operand_dtype(ctx, i, v, compute) for i, v in enumerate(operands)]
     return b.elementwise(list(operands), dtypes, ctx.out_spec, lambda *xs: body(compute, *xs), compute_dtype=compute)
 
 
 def register_pointwise(target, body: Callable[..., ir.Value], kind: Promotion = Promotion.DEFAULT,
                        dtypes=SUPPORTED_DTYPES):
-    """One-line registration of an elementwise op: `body(compute_dtype, *scalars) -> scalar`."""
+    """One-line registration of an elementwise op: `body(compute_dtype, *scalars) -> scalar`.
+    Ops with a complex body (lowering/complex.py) also accept complex dtypes."""
+    if target in COMPLEX_BODIES:
+        dtypes = tuple(dtypes) + COMPLEX_DTYPES
 
     @lowers(target, dtypes=dtypes, wrapped_scalars=True)
     def rule(ctx: LoweringContext, *operands):
@@ -250,7 +256,10 @@ _COMPARISONS = {
 
 
 def _register_comparison(name, body):
-    @lowers(getattr(aten, name).Tensor, getattr(aten, name).Scalar, wrapped_scalars=True)
+    overloads = (getattr(aten, name).Tensor, getattr(aten, name).Scalar)
+    dtypes = SUPPORTED_AND_COMPLEX_DTYPES if all(o in COMPLEX_BODIES for o in overloads) else SUPPORTED_DTYPES
+
+    @lowers(*overloads, dtypes=dtypes, wrapped_scalars=True)
     def rule(ctx, x, y):
         compute, _ = promoted(ctx, [x, y], Promotion.DEFAULT)
         return pointwise(ctx, [x, y], body, compute=compute)
@@ -260,9 +269,11 @@ for _name, _body in _COMPARISONS.items():
     _register_comparison(_name, _body)
 
 
-@lowers(aten.where.self, wrapped_scalars=True)
+@lowers(aten.where.self, dtypes=SUPPORTED_AND_COMPLEX_DTYPES, wrapped_scalars=True)
 def _where(ctx, cond, x, y):
     compute = ctx.out_spec.dtype
+    if is_complex(compute):
+        return complex_where(ctx, cond, x, y)
     dtypes = [torch.bool, operand_dtype(ctx, 1, x, compute), operand_dtype(ctx, 2, y, compute)]
     return b.elementwise([cond, x, y], dtypes, ctx.out_spec, lambda c, u, v: b.select(c, u, v),
                          compute_dtype=compute, operand_compute_dtypes=[torch.bool, None, None])
@@ -460,24 +471,24 @@ def _elu(ctx, x, alpha=1.0, scale=1.0, input_scale=1.0):
 
 
 # ----- casts and copies ------------------------------------------------------------------------
-@lowers(aten._to_copy.default)
+@lowers(aten._to_copy.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _to_copy(ctx, x, dtype=None, layout=None, device=None, pin_memory=None, non_blocking=False,
              memory_format=None):
     ctx.require(device is None or str(device).startswith("cpu"), f"device {device} is not the CPU")
-    return b.cast_tensor(x, ctx.in_specs[0].dtype, ctx.out_spec.dtype)
+    return cast_any_tensor(x, ctx.in_specs[0].dtype, ctx.out_spec.dtype, ctx)
 
 
-@lowers(prims.convert_element_type.default)
+@lowers(prims.convert_element_type.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _convert_element_type(ctx, x, dtype):
-    return b.cast_tensor(x, ctx.in_specs[0].dtype, ctx.out_spec.dtype)
+    return cast_any_tensor(x, ctx.in_specs[0].dtype, ctx.out_spec.dtype, ctx)
 
 
-@lowers(aten.clone.default)
+@lowers(aten.clone.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _clone(ctx, x, memory_format=None):
     return x
 
 
-@lowers(aten.alias.default, aten.lift_fresh_copy.default)
+@lowers(aten.alias.default, aten.lift_fresh_copy.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _alias(ctx, x):
     return x
 
