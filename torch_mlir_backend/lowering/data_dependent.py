@@ -21,9 +21,9 @@ eagerly (strict mode: raises), with that reason.
 
 Runtime assertions Dynamo adds about unbacked symbols (`u0 <= 6`, `torch._check(...)`) are
 checked at run time: `_assert_scalar` records its condition, the driver reports it next to the
-sizes and Python raises when it is false. Assertions about `sym_storage_offset` (storage offsets
-of views, which the value semantics of the lowered code does not have) are dropped before
-partitioning (`drop_storage_offset_asserts`).
+sizes and Python raises when it is false. Assertions that only restate PyTorch's view and size
+arithmetic (storage offsets of views, each op's own size range) are dropped before partitioning
+(`drop_restated_asserts`).
 """
 from __future__ import annotations
 
@@ -406,8 +406,8 @@ def _broadcast_to(x: ir.Value, sizes: list, dtype: torch.dtype) -> ir.Value:
         return x
     out_shape = [s if isinstance(s, int) else None for s in sizes]
     operand_shape = list(b.static_shape(x))
-    # a dynamic operand dim of size 1 at run time would need a broadcast the map cannot express;
-    # FakeTensor already proved the shapes equal or 1 (static) for masked_select's inputs
+    # A dynamic dim is taken as not broadcast (size 1 at run time would need another map): Dynamo
+    # specializes sizes 0 and 1, so a `?` dim is >= 2 and equals the other operand's.
     return b.generic([x], [b.empty(sizes, dtype)],
                      [b.broadcast_map(operand_shape, out_shape), b.identity_map(len(sizes))],
                      ["parallel"] * len(sizes), lambda e, _: e)
@@ -439,7 +439,7 @@ def masked_select(ctx: LoweringContext, x: ir.Value, mask: ir.Value):
     return b.cast_tensor(result, work, dtype)
 
 
-def _runs(ctx: LoweringContext, values: ir.Value, dtype: torch.dtype, n: b.Size, source_of=None):
+def _runs(values: ir.Value, dtype: torch.dtype, n: b.Size, source_of=None):
     """Groups of equal neighbours in a 1-D tensor: (first value of each group, group index of
     each element, group sizes, group count). `source_of(i)` is where element i came from (for
     the group index per element); default i."""
@@ -505,7 +505,7 @@ def unique2(ctx: LoweringContext, x: ir.Value, sorted=True, return_inverse=False
     static = isinstance(n, int)
     values, positions = (std_sort_along if static else sort_along)(flat, 0, work, False)
     firsts, groups, counts, count = _runs(
-        ctx, values, work, n,
+        values, work, n,
         source_of=lambda i: arith.IndexCastOp(b.index_type(), tensor.ExtractOp(positions, [i]).result).result)
     return _unique_results(ctx, x, firsts, groups, counts, count, work, return_inverse, return_counts)
 
@@ -521,7 +521,7 @@ def unique_consecutive(ctx: LoweringContext, x: ir.Value, return_inverse=False, 
     n = _numel_of(src)
     if n == 0:
         return _empty_unique(ctx, x, return_inverse)
-    firsts, groups, counts, count = _runs(ctx, flat, work, n)
+    firsts, groups, counts, count = _runs(flat, work, n)
     return _unique_results(ctx, x, firsts, groups, counts, count, work, return_inverse, return_counts)
 
 
