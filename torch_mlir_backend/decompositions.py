@@ -142,12 +142,20 @@ def native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weig
     q = heads(torch.nn.functional.linear(query, w_q, b_q), q_len)
     k = heads(torch.nn.functional.linear(key, w_k, b_k), k_len)
     v = heads(torch.nn.functional.linear(value, w_v, b_v), k_len)
-    scores = torch.bmm(q, k.transpose(1, 2)).view(batch, num_head, q_len, k_len) * (1.0 / head_dim ** 0.5)
-    additive = _attention_mask(mask, mask_type, batch, num_head, q_len, k_len, scores.dtype)
-    if additive is not None:
-        scores = scores + additive
-    weights = torch.softmax(scores, dim=-1)
-    attn = torch.bmm(weights.view(batch * num_head, q_len, k_len), v).view(batch, num_head, q_len, head_dim)
+    additive = _attention_mask(mask, mask_type, batch, num_head, q_len, k_len, q.dtype)
+    if not need_weights:
+        # the fused attention rule (lowering/reduction.py) where it applies: no scores copies
+        def split(t, length):
+            return t.view(batch, num_head, length, head_dim)
+
+        attn = torch.nn.functional.scaled_dot_product_attention(
+            split(q, q_len), split(k, k_len), split(v, k_len), attn_mask=additive)
+    else:
+        scores = torch.bmm(q, k.transpose(1, 2)).view(batch, num_head, q_len, k_len) * (1.0 / head_dim ** 0.5)
+        if additive is not None:
+            scores = scores + additive
+        weights = torch.softmax(scores, dim=-1)
+        attn = torch.bmm(weights.view(batch * num_head, q_len, k_len), v).view(batch, num_head, q_len, head_dim)
     attn = attn.permute(0, 2, 1, 3).clone(memory_format=torch.contiguous_format).view(batch, q_len, embed_dim)
     out = torch.nn.functional.linear(attn, proj_weight, proj_bias)
     if need_weights:
@@ -310,7 +318,21 @@ def _table():
     table.update(SCATTER_DECOMPOSITIONS)
     table.update(RESAMPLING_DECOMPOSITIONS)
     table.update(LINEAR_ALGEBRA_DECOMPOSITIONS)
+    # CPU attention stays whole where its fused rule applies (lowering/reduction.py: two BLAS
+    # contractions around one in-place softmax); PyTorch's decomposition takes the rest.
+    sdpa = aten._scaled_dot_product_flash_attention_for_cpu.default
+    if sdpa in table:
+        table[sdpa] = functools.partial(_attention_unless_fused, table[sdpa])
     return table
+
+
+def _attention_unless_fused(reference, query, key, value, dropout_p=0.0, is_causal=False, *,
+                            attn_mask=None, scale=None):
+    from .lowering.reduction import attention_is_fused
+
+    if attention_is_fused(query, key, value, dropout_p, attn_mask):
+        return NotImplemented  # traced as the op itself
+    return reference(query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale)
 
 
 def decomposition_table() -> dict:

@@ -26,6 +26,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from mlir import ir, passmanager
 from mlir.dialects import arith, bufferization, func
+from mlir.dialects import memref as memref_d
 
 from torch_mlir_backend.errors import CompileError
 from torch_mlir_backend.lowering import codegen
@@ -387,7 +388,8 @@ def write_results_in_place(module: ir.Module) -> None:
     `restrict` output buffers one-shot bufferization then lets one result overwrite another (a
     wrong answer). Here a `materialize_in_destination %v in %out` gets `%out` as the storage of
     the `tensor.empty` at the root of `%v`'s chain of linalg destinations only when every value
-    on that chain has a single use; anything else keeps a copy into the output."""
+    on that chain has a single use, or only further uses as a linalg op's input (a read: softmax
+    sums its exps before rescaling them in place); anything else keeps a copy into the output."""
     candidates = []
 
     def collect(op):
@@ -400,15 +402,30 @@ def write_results_in_place(module: ir.Module) -> None:
         value, dest = mat.operands[0], mat.operands[1]
         if not isinstance(dest.type, ir.MemRefType):
             continue
+        user = mat
+        collapses = []  # reassociations of the expand_shapes passed, outermost first
         while True:
-            if len(list(value.uses)) != 1 or not isinstance(value, ir.OpResult):
+            if not isinstance(value, ir.OpResult) or not _used_once_or_read(value, user):
                 break
             producer = value.owner.operation
+            if producer.name == "tensor.expand_shape" and _is_identity_layout(dest.type):
+                # a result made as a reshape (attention's [B*H, L, E] -> [B, H, L, E]): its
+                # source is computed in the collapsed view of the output
+                collapses.append((producer.attributes["reassociation"], producer.operands[0].type))
+                value, user = producer.operands[0], producer
+                continue
             if producer.name == "tensor.empty":
-                if value.type != ir.RankedTensorType.get(dest.type.shape, dest.type.element_type):
+                if value.type != ir.RankedTensorType.get(
+                        ir.RankedTensorType(collapses[-1][1]).shape if collapses else dest.type.shape,
+                        dest.type.element_type):
                     break
                 with producer.location, ir.InsertionPoint(producer):
-                    storage = bufferization.ToTensorOp(value.type, dest, restrict=True, writable=True)
+                    view = dest
+                    for reassociation, source_type in collapses:
+                        source_type = ir.RankedTensorType(source_type)
+                        view = memref_d.CollapseShapeOp(ir.MemRefType.get(source_type.shape, source_type.element_type),
+                                                        view, reassociation).result
+                    storage = bufferization.ToTensorOp(value.type, view, restrict=True, writable=True)
                 value.replace_all_uses_with(storage.result)
                 producer.erase()
                 break
@@ -418,6 +435,22 @@ def write_results_in_place(module: ir.Module) -> None:
             index = next(i for i, r in enumerate(results) if r == value)
             operands = list(producer.operands)
             value = operands[len(operands) - len(results) + index]  # the tied destination
+            user = producer
+
+
+def _used_once_or_read(value: ir.Value, user) -> bool:
+    """`value`'s uses are `user` (once) and otherwise only inputs (not destinations) of linalg ops."""
+    chain_uses = 0
+    for use in value.uses:
+        owner = getattr(use.owner, "operation", use.owner)
+        if owner == getattr(user, "operation", user):
+            chain_uses += 1
+            continue
+        if not owner.name.startswith("linalg.") or not owner.regions:
+            return False
+        if use.operand_number >= len(owner.operands) - len(owner.results):
+            return False
+    return chain_uses == 1
 
 
 BUFFERIZE = (
@@ -868,6 +901,11 @@ def _fast_codegen_stages(threads: int, blas: bool) -> list:
         Stage("approximate-exp-erf", codegen.approximate_exp_erf, "f32 exp/erf as vectorizable polynomials"),
         Stage("min-max-intrinsics", codegen.min_max_to_intrinsics,
               "float min/max as LLVM intrinsics (arith-expand's compare/select chains do not vectorize)"),
+    ]
+    if threads <= 1:  # its row loops are sequential: with OpenMP the ops keep their parallel loops
+        codegen_stages.append(Stage("fuse-rows", codegen.fuse_rows,
+                                    "consecutive ops sharing leading parallel dims run row by row (rows stay in L1)"))
+    codegen_stages += [
         Stage("generate-loops", codegen.generate_loops_text(threads),
               "linalg -> scf loops (parallel dims as scf.parallel when threads > 1)"),
     ]

@@ -18,6 +18,7 @@ Semantics follow eager's CPU kernels:
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -435,33 +436,53 @@ def var_mean(ctx, x, dim=None, correction=None, keepdim=False):
 
 # ----- softmax ---------------------------------------------------------------------------------
 def _softmax(ctx: LoweringContext, x: ir.Value, dim, log: bool) -> ir.Value:
-    """Numerically stable: exp(x - max) / sum(exp(x - max)), or (x - max) - log(sum(...)).
-    Three linalg.generic ops (max, sum of exps, normalize); half types compute in float32."""
+    """Numerically stable, as eager's vectorized CPU kernels compute it:
+    softmax: m = max(x); e = exp(x - m) written once into the result and summed in the same
+    pass; y = e * (1 / sum(e)), rescaled in place (the exp is not recomputed);
+    log_softmax: m = max(x); lse = m + log(sum(exp(x - m))) per row; y = x - lse.
+    The row statistics are kept-dims tensors; the codegen stage `fuse-rows` runs the ops of one
+    row together. Half types compute in float32 and round once (their exps are kept in a
+    float32 temporary, not in the half-precision result)."""
     src, out = ctx.in_specs[0].dtype, ctx.out_spec.dtype
     acc = accumulator_dtype(src) if out == src else out  # half_to_float: compute in f32 anyway
     sizes = b.sizes_of(x)
     rank = len(sizes)
     dims = reduced_dims(ctx, ctx.static_int(dim, "dim"), rank)
+    kept = [sizes[i] for i in range(rank) if i not in dims]
     (mx,) = reduce_generic([x], rank, dims, sizes, [(float("-inf"), acc)],
                            lambda e, a: [arith.MaximumFOp(b.convert(e, src, acc), a).result])
+    full_maps = [b.identity_map(rank), kept_map(rank, dims), b.identity_map(rank)]
 
     def shifted(e, m):
         return arith.SubFOp(b.convert(e, src, acc), m).result
 
-    (total,) = reduce_generic([x, mx], rank, dims, sizes, [(0, acc)],
-                              lambda e, m, a: [arith.AddFOp(math_d.ExpOp(shifted(e, m)).result, a).result])
+    def per_row(value: ir.Value, fn) -> ir.Value:
+        return b.elementwise([value], [acc], TensorSpec(tuple(b.static_shape(value)), acc), fn, sizes=kept)
 
-    def normalize(e, m, s, o):
-        t = shifted(e, m)
-        if log:
-            r = arith.SubFOp(t, math_d.LogOp(s).result).result
-        else:
-            r = arith.DivFOp(math_d.ExpOp(t).result, s).result
-        return b.convert(r, acc, out)
+    if log:
+        (total,) = reduce_generic([x, mx], rank, dims, sizes, [(0, acc)],
+                                  lambda e, m, a: [arith.AddFOp(math_d.ExpOp(shifted(e, m)).result, a).result])
+        lse = b.generic([mx, total], [b.empty(kept, acc)], [b.identity_map(len(kept))] * 3,
+                        ["parallel"] * len(kept),
+                        lambda m, s, o: arith.AddFOp(m, math_d.LogOp(s).result).result)
+        return b.generic([x, lse], [b.empty(sizes, out)], full_maps, ["parallel"] * rank,
+                         lambda e, l, o: b.convert(arith.SubFOp(b.convert(e, src, acc), l).result, acc, out))
 
-    init = b.empty(sizes, out)
-    maps = [b.identity_map(rank), kept_map(rank, dims), kept_map(rank, dims), b.identity_map(rank)]
-    return b.generic([x, mx, total], [init], maps, ["parallel"] * rank, normalize)
+    def exp_and_sum(e, m, o, a):
+        t = math_d.ExpOp(shifted(e, m)).result
+        return [t, arith.AddFOp(t, a).result]
+
+    # one pass writes the exps and sums them: the full-shape output is written at every point
+    # of the iteration space, reduction dims included
+    exps, total = b.generic([x, mx], [b.empty(sizes, acc), b.full(kept, 0, acc)],
+                            full_maps + [kept_map(rank, dims)],
+                            ["reduction" if i in dims else "parallel" for i in range(rank)], exp_and_sum)
+    inverse = per_row(total, lambda s: arith.DivFOp(b.constant(1, acc), s).result)
+    if out == acc:  # rescale the exps in place: their buffer becomes the result
+        return b.generic([inverse], [exps], [kept_map(rank, dims), b.identity_map(rank)], ["parallel"] * rank,
+                         lambda r, e: arith.MulFOp(e, r).result)
+    return b.generic([exps, inverse], [b.empty(sizes, out)], full_maps, ["parallel"] * rank,
+                     lambda e, r, o: b.convert(arith.MulFOp(e, r).result, acc, out))
 
 
 @lowers(aten._softmax.default, dtypes=FLOAT_DTYPES)
@@ -472,3 +493,122 @@ def softmax(ctx, x, dim, half_to_float):
 @lowers(aten._log_softmax.default, dtypes=FLOAT_DTYPES)
 def log_softmax(ctx, x, dim, half_to_float):
     return _softmax(ctx, x, dim, True)
+
+
+# ----- attention -------------------------------------------------------------------------------
+def _batch_matmul(lhs: ir.Value, rhs: ir.Value, sizes: Sequence[b.Size], transpose_rhs: bool) -> ir.Value:
+    """[N, M, K] @ [N, K, P] (or @ [N, P, K]^T) into a zero-filled f32 [N, M, P]."""
+    init = b.full(sizes, 0, torch.float32)
+    if not transpose_rhs:
+        return linalg.batch_matmul(lhs, rhs, outs=[init])
+    d = [ir.AffineDimExpr.get(i) for i in range(4)]
+    maps = [ir.AffineMap.get(4, 0, e) for e in ([d[0], d[1], d[3]], [d[0], d[2], d[3]], [d[0], d[1], d[2]])]
+    return linalg.batch_matmul(lhs, rhs, outs=[init], indexing_maps=maps)
+
+
+def attention_is_fused(query, key, value, dropout_p=0.0, attn_mask=None) -> bool:
+    """Whether `sdpa_flash_cpu` takes these (FakeTensor) inputs: decompositions.py keeps the op
+    whole for them and lets PyTorch's decomposition take the rest."""
+    tensors = [query, key, value] + ([attn_mask] if attn_mask is not None else [])
+    if not (dropout_p == 0.0 and all(t.dtype == torch.float32 for t in tensors)
+            and query.dim() == key.dim() == value.dim() == 4 and (attn_mask is None or attn_mask.dim() <= 4)):
+        return False
+    # same batch and heads everywhere (grouped-query attention repeats k/v heads: decomposed)
+    return (query.shape[:2] == key.shape[:2] == value.shape[:2] and key.shape[2] == value.shape[2]
+            and query.shape[3] == key.shape[3])
+
+
+@lowers(aten._scaled_dot_product_flash_attention_for_cpu.default, dtypes=(torch.float32,))
+def sdpa_flash_cpu(ctx, query, key, value, dropout_p=0.0, is_causal=False, attn_mask=None, scale=None):
+    """softmax(q @ k^T * scale + mask) @ v as two BLAS contractions around a fused softmax.
+
+    The scores [B, H, L, S] are one buffer: q @ k^T writes them (k read transposed by sgemm, no
+    copy); a max pass over logits = scores * scale + mask (causal: -inf above the diagonal); a
+    pass writing exp(logits - max) over the scores in place while summing them; a pass scaling
+    them by 1 / sum; then probabilities @ v. The three passes share the rows (codegen `fuse-rows`).
+    A fully masked row gives zeros (eager's flash kernel does too). Returns (output, logsumexp)."""
+    ctx.require(dropout_p == 0.0, "dropout in attention is decomposed instead")
+    specs = ctx.in_specs
+    ctx.require(all(s.rank == 4 for s in specs[:3]), "attention inputs must be 4-D")
+    mask_spec = specs[5] if attn_mask is not None and len(specs) > 5 else None
+    ctx.require(attn_mask is None or (mask_spec is not None and mask_spec.dtype == torch.float32
+                                      and mask_spec.rank <= 4), "attention mask must be float32, rank <= 4")
+    qs, ks, vs = b.sizes_of(query), b.sizes_of(key), b.sizes_of(value)
+    ctx.require(isinstance(qs[3], int), "attention needs a static head dim")
+    ctx.require(all(specs[0].shape[i] == specs[1].shape[i] == specs[2].shape[i] for i in (0, 1))
+                and specs[1].shape[2] == specs[2].shape[2] and specs[0].shape[3] == specs[1].shape[3],
+                "query, key and value need the same batch and heads, key and value the same length")
+    scale = float(scale) if scale is not None else 1.0 / math.sqrt(qs[3])
+    f32 = torch.float32
+    batch, heads, length, keys, ev = qs[0], qs[1], qs[2], ks[2], vs[3]
+    n = batch * heads if isinstance(batch, int) and isinstance(heads, int) else None
+    if n is None:
+        n = arith.MulIOp(b.as_index(batch), b.as_index(heads)).result
+    groups = [[0, 1], [2], [3]]
+    q3, k3, v3 = (b.collapse_shape(t, groups) for t in (query, key, value))
+    scores3 = _batch_matmul(q3, k3, [n, length, keys], transpose_rhs=True)
+    sizes = [batch, heads, length, keys]
+    dyn = ir.ShapedType.get_dynamic_size()
+    scores = b.expand_shape(scores3, ir.RankedTensorType.get([s if isinstance(s, int) else dyn for s in sizes],
+                                                            ir.F32Type.get()), groups, sizes)
+    rank, dims = 4, [3]
+    kept = sizes[:3]
+    row = kept_map(rank, dims)
+    row_iterators = ["parallel", "parallel", "parallel", "reduction"]
+    mask_in = [attn_mask] if attn_mask is not None else []
+    mask_maps = [b.broadcast_map(mask_spec.shape, [s if isinstance(s, int) else None for s in sizes])] \
+        if attn_mask is not None else []
+    neg_inf = b.constant(float("-inf"), f32)
+
+    if is_causal:
+        # top-left aligned: key j is visible from query i when j <= i. An additive [L, S] mask
+        # made once per call: comparing indices inside the passes was ~1.5x slower (LLVM mixes
+        # 64-bit index vectors into the f32 loops)
+        def causal(o):
+            above = arith.CmpIOp(arith.CmpIPredicate.ugt, linalg.IndexOp(1).result, linalg.IndexOp(0).result).result
+            return b.select(above, neg_inf, b.constant(0, f32))
+
+        causal_mask = b.generic([], [b.empty([length, keys], f32)], [b.identity_map(2)], ["parallel"] * 2, causal)
+        mask_in.append(causal_mask)
+        mask_maps.append(ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(2), ir.AffineDimExpr.get(3)]))
+
+    def logits(s, mask_elems):
+        t = arith.MulFOp(s, b.constant(scale, f32)).result
+        for m in mask_elems:
+            t = arith.AddFOp(t, m).result
+        return t
+
+    mx = b.generic([scores] + mask_in, [b.full(kept, float("-inf"), f32)],
+                   [b.identity_map(rank)] + mask_maps + [row], row_iterators,
+                   lambda s, *rest: arith.MaximumFOp(logits(s, rest[:-1]), rest[-1]).result)
+    # a fully masked row has max -inf: subtract 0 instead (its exps are 0, not NaN)
+    shift = b.elementwise([mx], [f32], TensorSpec(tuple(b.static_shape(mx)), f32),
+                          lambda m: b.select(arith.CmpFOp(arith.CmpFPredicate.OEQ, m, neg_inf).result,
+                                             b.constant(0, f32), m), sizes=kept)
+
+    def exp_and_sum(m, *rest):
+        mask_elems, s, acc = rest[:-2], rest[-2], rest[-1]
+        e = math_d.ExpOp(arith.SubFOp(logits(s, mask_elems), m).result).result
+        return [e, arith.AddFOp(e, acc).result]
+
+    exps, total = b.generic([shift] + mask_in, [scores, b.full(kept, 0, f32)],
+                            [row] + mask_maps + [b.identity_map(rank), row], row_iterators, exp_and_sum)
+
+    def inverse(s):
+        empty = arith.CmpFOp(arith.CmpFPredicate.OEQ, s, b.constant(0, f32)).result
+        return b.select(empty, b.constant(0, f32), arith.DivFOp(b.constant(1, f32), s).result)
+
+    inv = b.elementwise([total], [f32], TensorSpec(tuple(b.static_shape(total)), f32), inverse, sizes=kept)
+    probs = b.generic([inv], [exps], [row, b.identity_map(rank)], ["parallel"] * rank,
+                      lambda r, e: arith.MulFOp(e, r).result)
+    out3 = _batch_matmul(b.collapse_shape(probs, groups), v3, [n, length, ev], transpose_rhs=False)
+    out_sizes = [batch, heads, length, ev]
+    out = b.expand_shape(out3, b.tensor_type(ctx.out_specs[0]), groups, out_sizes)
+    # log-sum-exp of the logits per row (what eager's kernel saves for its backward); 0 for a
+    # fully masked row, as eager's (its backward then recomputes probabilities exp(-inf - 0) = 0)
+    def log_sum_exp(m, s, o):
+        empty = arith.CmpFOp(arith.CmpFPredicate.OEQ, s, b.constant(0, f32)).result
+        return b.select(empty, b.constant(0, f32), arith.AddFOp(m, math_d.LogOp(s).result).result)
+
+    lse = b.generic([shift, total], [b.empty(kept, f32)], [b.identity_map(3)] * 3, ["parallel"] * 3, log_sum_exp)
+    return out, lse
