@@ -279,6 +279,9 @@ def main(argv=None) -> int:
 
     warnings.filterwarnings("ignore", message=".*force disabled by torch.compiler.config.force_disable_caches")
     torch._dynamo.config.cache_size_limit = 64
+    # Without allow_rnn Dynamo does not trace nn.LSTM at all: the lstm workload would time eager
+    # PyTorch under every backend's name.
+    torch._dynamo.config.allow_rnn = True
     # Inductor's cold compile is measured without its on-disk caches.
     torch._inductor.config.force_disable_caches = True
     backends = [b for b in args.backends.split(",") if b]

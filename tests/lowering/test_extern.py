@@ -218,6 +218,10 @@ REACHED = {
     "aten._fft_r2c.default": (lambda a: torch.fft.rfft(a), lambda: (_general(4, 8),)),
     "aten._fft_c2r.default": (lambda a: torch.fft.irfft(torch.fft.rfft(a)), lambda: (_general(4, 8),)),
     "aten._fft_c2c.default": (lambda a: torch.fft.fft2(a), lambda: (_general(4, 8),)),
+    "aten.mkldnn_rnn_layer.default": (lambda x, h, c, w0, w1, b0, b1: torch.ops.aten.mkldnn_rnn_layer.default(
+        x, w0, w1, b0, b1, h, c, False, [], 2, 6, 1, True, False, False, False)[:3],
+        lambda: (_general(3, 4, batch=(5,)), _general(3, 6)[None] * 0.1, _general(3, 6, seed=2)[None] * 0.1,
+                 _general(24, 4, seed=3) * 0.3, _general(24, 6, seed=4) * 0.3, torch.zeros(24), torch.zeros(24))),
     "aten._histogramdd_bin_edges.default": (lambda a: torch.histogramdd(a, bins=[3, 4])[1][0], lambda: (_general(10, 2),)),
     "aten._histogramdd_from_bin_cts.default": (lambda a: torch.histogramdd(a, bins=[3, 4])[0], lambda: (_general(10, 2),)),
     "aten._histogramdd_from_bin_tensors.default": (
@@ -250,3 +254,16 @@ def test_kernel_writes_a_graph_result_straight_into_its_output(tmp_path):
     assert "memref.alloc" in before and "materialize_in_destination" in before
     assert "memref.alloc" not in after and "materialize_in_destination" not in after
     assert "call @__tmb_extern_0" in after
+
+
+def test_lstm_module_runs_onednn_layer_inside_the_graph(monkeypatch):
+    # With Dynamo's allow_rnn, nn.LSTM reaches the backend as mkldnn_rnn_layer (inference).
+    monkeypatch.setattr(torch._dynamo.config, "allow_rnn", True)
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 8, num_layers=2, batch_first=True).eval()
+    x = torch.randn(3, 5, 6)
+    with torch.no_grad():
+        got, (h, c) = compile_fn(lstm)(x)
+        want, (h_ref, c_ref) = lstm(x)
+    for a, b in ((got, want), (h, h_ref), (c, c_ref)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

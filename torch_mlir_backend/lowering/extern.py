@@ -64,6 +64,8 @@ EXTERN_KERNEL_OPS = [
     aten._linalg_check_errors.default,
     # FFT (pocketfft / MKL inside ATen)
     aten._fft_r2c.default, aten._fft_c2r.default, aten._fft_c2c.default,
+    # recurrent layers: AOTAutograd's LSTM decomposition calls oneDNN's fused layer (inference)
+    aten.mkldnn_rnn_layer.default,
     # histograms over several dimensions
     aten._histogramdd_bin_edges.default, aten._histogramdd_from_bin_cts.default,
     aten._histogramdd_from_bin_tensors.default,
