@@ -172,3 +172,14 @@ def test_clamp_bounds_promote_by_position_and_bool_ldexp():
                               torch.clamp_min(p, q), torch.clamp_max(p, q), torch.ldexp(p, q),
                               torch.ldexp(p, q.long()), torch.pow(p, 2.5)),
           i, f, a, m, name="aten.clamp.Tensor / ldexp", atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int8, torch.uint8, torch.bool], ids=lambda d: str(d).replace("torch.", ""))
+def test_integer_pow_follows_eagers_powi(dtype):
+    # Eager's powi: 0 ** negative is 0, 1 ** negative 1, (-1) ** negative +-1 by parity, others
+    # 0; uint8 exponents >= 128 are large, not negative; bool bases promote to int64.
+    base = torch.tensor([0, 2, -1, 1, -1, 3, -1, 0, 5, -7, 3, 2]).to(dtype)
+    exponent = torch.tensor([-1, -1, -3, -5, -2, 2, 4, 0, 0, 3, 129, 200])
+    exponent = exponent.to(dtype) if dtype != torch.bool else exponent
+    check(lambda x, e: (torch.pow(x, e), torch.pow(x, 3), torch.pow(-1, e) if dtype != torch.uint8 else torch.pow(2, e)),
+          base, exponent, name="aten.pow.Tensor_Tensor", atol=0, rtol=0)

@@ -194,7 +194,22 @@ register_pointwise(aten.fmod.Scalar, _f(arith.RemFOp, arith.RemSIOp, arith.RemUI
 def _pow(dt, x, y):
     if b.is_float(dt):
         return math_d.PowFOp(x, y).result
-    return math_d.IPowIOp(x, y).result
+    # Eager's powi (ATen/native/Pow.h). math.ipowi reads the exponent as signed and computes
+    # 0 ** negative as 1 (a division inside): uint8 exponents >= 128 and negative ones need care.
+    if b.is_unsigned(dt):
+        # Binary powering with the unsigned exponent: in i64 (zero-extended), then wrapped back.
+        wide = [b.convert(v, dt, torch.int64) for v in (x, y)]
+        return b.convert(math_d.IPowIOp(*wide).result, torch.int64, dt)
+    zero, one = b.constant(0, dt), b.constant(1, dt)
+    negative = arith.CmpIOp(arith.CmpIPredicate.slt, y, zero).result
+    power = math_d.IPowIOp(x, b.select(negative, zero, y)).result
+    # b < 0: 1 ** b = 1, (-1) ** b = -1 for odd b and 1 for even b, anything else 0.
+    odd = arith.CmpIOp(arith.CmpIPredicate.ne, arith.AndIOp(y, one).result, zero).result
+    minus_one = b.constant(-1, dt)
+    at_negative = b.select(arith.CmpIOp(arith.CmpIPredicate.eq, x, one).result, one,
+                           b.select(arith.CmpIOp(arith.CmpIPredicate.eq, x, minus_one).result,
+                                    b.select(odd, minus_one, one), zero))
+    return b.select(negative, at_negative, power)
 
 
 # Bool operands promote (bool ** bool is int64, as eager's BOOL_TO_LONG; ldexp(bool, bool) arrives
