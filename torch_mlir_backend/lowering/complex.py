@@ -164,6 +164,45 @@ def _reciprocal(x):
     return complex_d.DivOp(constant(1, _dtype_of_complex(x.type)), x).result
 
 
+def _sigmoid(x):
+    one = constant(1, _dtype_of_complex(x.type))
+    return complex_d.DivOp(one, complex_d.AddOp(one, complex_d.ExpOp(complex_d.NegOp(x).result).result).result).result
+
+
+# sin, cos and tanh from the parts' real functions (libm sinh/cosh): MLIR's complex-to-standard
+# forms sinh(y) as (e^y - e^-y) / 2, which loses every digit of a small imaginary part in f32.
+def _sin(z):
+    x, y = real_part(z), imag_part(z)
+    return complex_d.CreateOp(z.type, arith.MulFOp(math_d.SinOp(x).result, math_d.CoshOp(y).result).result,
+                              arith.MulFOp(math_d.CosOp(x).result, math_d.SinhOp(y).result).result).result
+
+
+def _cos(z):
+    x, y = real_part(z), imag_part(z)
+    return complex_d.CreateOp(z.type, arith.MulFOp(math_d.CosOp(x).result, math_d.CoshOp(y).result).result,
+                              arith.NegFOp(arith.MulFOp(math_d.SinOp(x).result, math_d.SinhOp(y).result).result).result).result
+
+
+def _tanh(z):
+    """(sinh 2x + i sin 2y) / (cosh 2x + cos 2y); for |x| > 20, where cosh overflows first and
+    tanh(x) is 1 to the last bit of f64: (sign x, 4 sin y cos y e^(-2|x|)), as glibc's ctanh."""
+    x, y = real_part(z), imag_part(z)
+    part = ir.ComplexType(z.type).element_type
+    two = arith.ConstantOp(part, ir.FloatAttr.get(part, 2.0)).result
+    x2, y2 = arith.MulFOp(two, x).result, arith.MulFOp(two, y).result
+    den = arith.AddFOp(math_d.CoshOp(x2).result, math_d.CosOp(y2).result).result
+    re = arith.DivFOp(math_d.SinhOp(x2).result, den).result
+    im = arith.DivFOp(math_d.SinOp(y2).result, den).result
+    ax = math_d.AbsFOp(x).result
+    one = arith.ConstantOp(part, ir.FloatAttr.get(part, 1.0)).result
+    four = arith.ConstantOp(part, ir.FloatAttr.get(part, 4.0)).result
+    far_re = math_d.CopySignOp(one, x).result
+    far_im = arith.MulFOp(arith.MulFOp(four, arith.MulFOp(math_d.SinOp(y).result, math_d.CosOp(y).result).result).result,
+                          math_d.ExpOp(arith.NegFOp(arith.MulFOp(two, ax).result).result).result).result
+    far = arith.CmpFOp(arith.CmpFPredicate.OGT, ax, arith.ConstantOp(part, ir.FloatAttr.get(part, 20.0)).result).result
+    return complex_d.CreateOp(z.type, b.select(far, far_re, re), b.select(far, far_im, im)).result
+
+
 def _dtype_of_complex(t: ir.Type) -> torch.dtype:
     part = str(ir.ComplexType(t).element_type)
     return COMPLEX_OF_PART[{"f32": torch.float32, "f64": torch.float64, "f16": torch.float16}[part]]
@@ -186,9 +225,11 @@ COMPLEX_BODIES: dict = {
     aten.log.default: _unary(complex_d.LogOp),
     aten.sqrt.default: _unary(complex_d.SqrtOp),
     aten.rsqrt.default: _unary(complex_d.RsqrtOp),
-    aten.sin.default: _unary(complex_d.SinOp),
-    aten.cos.default: _unary(complex_d.CosOp),
-    aten.tanh.default: _unary(complex_d.TanhOp),
+    aten.sin.default: _sin,
+    aten.cos.default: _cos,
+    aten.tanh.default: _tanh,
+    # Not tan/expm1/log1p: MLIR's complex-to-standard loses all precision for small |z| in f32.
+    aten.sigmoid.default: _sigmoid,
     aten.reciprocal.default: _reciprocal,
     aten.abs.default: _unary(complex_d.AbsOp),
     # eager defines only (in)equality on complex numbers: both parts compared
