@@ -148,8 +148,10 @@ def native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weig
         def split(t, length):
             return t.view(batch, num_head, length, head_dim)
 
-        attn = torch.nn.functional.scaled_dot_product_attention(
-            split(q, q_len), split(k, k_len), split(v, k_len), attn_mask=additive)
+        # the CPU op itself: scaled_dot_product_attention's backend selection guards on sizes
+        # (a dynamic sequence length then compiles a second graph)
+        attn = aten._scaled_dot_product_flash_attention_for_cpu.default(
+            split(q, q_len), split(k, k_len), split(v, k_len), 0.0, False, attn_mask=additive)[0]
     else:
         scores = torch.bmm(q, k.transpose(1, 2)).view(batch, num_head, q_len, k_len) * (1.0 / head_dim ** 0.5)
         if additive is not None:
