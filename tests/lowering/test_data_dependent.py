@@ -79,6 +79,27 @@ def test_unique_consecutive(dtype):
     check(lambda x: torch.unique_consecutive(x), x.flatten(), **EXACT)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bool])
+def test_unique_consecutive_along_a_dimension(dtype):
+    x = torch.tensor([[1, 1, 2], [1, 1, 2], [3, 1, 2], [1, 1, 2]]).to(dtype)
+    check(lambda x: (torch.unique_consecutive(x, dim=0, return_inverse=True, return_counts=True),
+                     torch.unique_consecutive(x, dim=1, return_counts=True)), x, **EXACT)
+
+
+def test_unique_consecutive_slices_with_nan_differ():
+    x = torch.tensor([[1.0, float("nan")], [1.0, float("nan")], [2.0, 0.0]])
+    check(lambda x: torch.unique_consecutive(x, dim=0, return_counts=True), x, **EXACT)
+
+
+def test_unique_along_the_dimension_of_a_1d_tensor():
+    # aten.unique_dim.default; more dimensions need a lexicographic sort of slices (not lowered)
+    x = torch.tensor([3.0, 1.0, 3.0, 2.0, 1.0])
+    check(lambda x: torch.unique(x, dim=0, return_inverse=True, return_counts=True), x, **EXACT)
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="lexicographically"):
+        compile_fn(lambda x: torch.unique(x, dim=0))(torch.ones(3, 2))
+
+
 def test_data_dependent_result_feeds_later_ops():
     x = _sparse((4, 6), torch.float32, seed=4)
 

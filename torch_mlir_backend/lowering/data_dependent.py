@@ -99,11 +99,23 @@ def _bound_masked_select(node: torch.fx.Node) -> sympy.Expr:
 
 # overload -> fn(node) giving an upper bound of every unbacked size the node creates, or a
 # per-dimension bound through `_slice_bounds`.
+def _bound_along_dim(dim_arg: int, dim_kwarg: str) -> Callable:
+    """The size of the dimension an op works along (the input's numel when it has none)."""
+    def bound(node: torch.fx.Node) -> sympy.Expr:
+        dim = node.args[dim_arg] if len(node.args) > dim_arg else node.kwargs.get(dim_kwarg)
+        x = _arg_val(node, 0)
+        if isinstance(dim, int) and x.dim():
+            return _sizes(x)[dim % x.dim()]
+        return _numel(x)
+    return bound
+
+
 SIZE_BOUNDS: dict = {
     aten.nonzero.default: _bound_by_input_numel,
     aten.masked_select.default: _bound_masked_select,
     aten._unique2.default: _bound_by_input_numel,
-    aten.unique_consecutive.default: _bound_by_input_numel,
+    aten.unique_consecutive.default: _bound_along_dim(3, "dim"),
+    aten.unique_dim.default: _bound_along_dim(1, "dim"),
 }
 
 
@@ -203,7 +215,7 @@ def _fake_range_bound(node: torch.fx.Node) -> Optional[sympy.Expr]:
     if node.target is aten.slice.Tensor:
         return None  # per dimension: see `_restated_range`
     if node.target in SIZE_BOUNDS:
-        return _numel(_arg_val(node, 0))
+        return SIZE_BOUNDS[node.target](node)
     return None  # (bincount's fake range has no upper bound)
 
 
@@ -494,6 +506,22 @@ def unique2(ctx: LoweringContext, x: ir.Value, sorted=True, return_inverse=False
     # sorted=False: eager's CPU kernel returns sorted values too, so one answer serves both.
     for name, flag in (("sorted", sorted), ("return_inverse", return_inverse), ("return_counts", return_counts)):
         ctx.require(isinstance(flag, bool), f"{name} must be a compile-time bool")
+    return _unique_sorted(ctx, x, return_inverse, return_counts)
+
+
+@lowers(aten.unique_dim.default, dtypes=SORT_DTYPES)
+def unique_dim(ctx: LoweringContext, x: ir.Value, dim, sorted=True, return_inverse=False, return_counts=False):
+    """Along the one dimension of a 1-d tensor: unique elements, as `_unique2`. A tensor of more
+    dimensions needs a lexicographic sort of its slices, which is not lowered."""
+    spec = ctx.in_specs[0]
+    ctx.require(spec.rank == 1 and ctx.static_int(dim, "dim") in (0, -1),
+                "unique along a dimension of a tensor of more than one dimension is not supported "
+                "(it sorts slices lexicographically)")
+    # (eager's unique_dim returns the inverse and the counts whether asked for or not)
+    return _unique_sorted(ctx, x, True, True)
+
+
+def _unique_sorted(ctx: LoweringContext, x: ir.Value, return_inverse: bool, return_counts: bool):
     dtype = ctx.in_specs[0].dtype
     src, work = _bytes(x, dtype)
     flat = _flat(src)
@@ -512,9 +540,10 @@ def unique2(ctx: LoweringContext, x: ir.Value, sorted=True, return_inverse=False
 
 @lowers(aten.unique_consecutive.default, dtypes=SORT_DTYPES)
 def unique_consecutive(ctx: LoweringContext, x: ir.Value, return_inverse=False, return_counts=False, dim=None):
-    ctx.require(dim is None, "unique_consecutive along a dimension (dim=...) is not supported")
     for name, flag in (("return_inverse", return_inverse), ("return_counts", return_counts)):
         ctx.require(isinstance(flag, bool), f"{name} must be a compile-time bool")
+    if dim is not None:
+        return _unique_consecutive_slices(ctx, x, ctx.static_int(dim, "dim"), return_inverse, return_counts)
     dtype = ctx.in_specs[0].dtype
     src, work = _bytes(x, dtype)
     flat = _flat(src)
@@ -591,3 +620,68 @@ def bincount(ctx: LoweringContext, x: ir.Value, weights=None, minlength=0):
 
     (counts,) = _for(n, [counts], add)
     return counts
+
+
+def _unique_consecutive_slices(ctx: LoweringContext, x: ir.Value, dim: int, return_inverse: bool,
+                               return_counts: bool):
+    """unique_consecutive along `dim`: runs of equal slices (every element equal, NaN never)."""
+    spec = ctx.in_specs[0]
+    rank = spec.rank
+    ctx.require(rank >= 1 and -rank <= dim < rank, f"dim {dim} out of range for rank {rank}")
+    d = dim % rank
+    ctx.require(ctx.out_specs[0].rank == rank,
+                f"PyTorch's shape function gives the result rank {ctx.out_specs[0].rank} for dim={dim} of a "
+                f"rank-{rank} tensor (a negative dim is not wrapped there); eager's is rank {rank}")
+    dtype = spec.dtype
+    src, work = _bytes(x, dtype)
+    sizes = b.sizes_of(src)
+    n = sizes[d]
+    if n == 0 or 0 in [s for i, s in enumerate(sizes) if i != d]:
+        ctx.require(n == 0, "unique_consecutive of slices with no elements is not supported")
+        return (b.cast_tensor(b.empty(sizes, work), work, dtype), b.empty([0], torch.int64),
+                b.empty([0], torch.int64))
+    # starts[k] = 1 where slice k differs from slice k - 1 (and for k = 0)
+    less = list(sizes)
+    less[d] = arith.SubIOp(b.as_index(n), _idx(1)).result
+    later = extract_slice(src, [1 if i == d else 0 for i in range(rank)], less, [1] * rank)
+    earlier = extract_slice(src, [0] * rank, less, [1] * rank)
+    identity = b.identity_map(rank)
+    differs = b.generic([later, earlier], [b.empty(less, torch.int64)], [identity] * 3, ["parallel"] * rank,
+                        lambda p, q, _: arith.ExtUIOp(_i64(), _differs(p, q, work)).result)
+    others = [i for i in range(rank) if i != d]
+    changed = b.reduce(differs, others, False, 0, torch.int64, lambda e, a: arith.MaxSIOp(e, a).result) \
+        if others else differs
+    starts = tensor.InsertSliceOp(changed, b.full([n], 1, torch.int64), [], [less[d]], [], [1],
+                                  [ir.ShapedType.get_dynamic_size()], [1]).result
+
+    def body(i, firsts, groups, counts, count):
+        new = arith.CmpIOp(arith.CmpIPredicate.ne, tensor.ExtractOp(starts, [i]).result,
+                           b.constant(0, torch.int64)).result
+        count = arith.AddIOp(count, arith.IndexCastOp(b.index_type(), arith.ExtUIOp(_i64(), new).result).result).result
+        group = arith.SubIOp(count, _idx(1)).result
+        first = b.select(new, _as_i64(i), tensor.ExtractOp(firsts, [group]).result)
+        firsts = tensor.InsertOp(first, firsts, [group]).result
+        groups = tensor.InsertOp(_as_i64(group), groups, [i]).result
+        old = tensor.ExtractOp(counts, [group]).result
+        counts = tensor.InsertOp(arith.AddIOp(old, b.constant(1, torch.int64)).result, counts, [group]).result
+        return [firsts, groups, counts, count]
+
+    inits = [b.full([n], 0, torch.int64), b.empty([n], torch.int64), b.full([n], 0, torch.int64), _idx(0)]
+    firsts, groups, counts, count = _for(n, inits, body)
+    out_sizes = list(sizes)
+    out_sizes[d] = count
+
+    def gather(_out):
+        from mlir.dialects import linalg
+
+        index = [linalg.IndexOp(ir.IntegerAttr.get(_i64(), i)).result for i in range(rank)]
+        index[d] = arith.IndexCastOp(b.index_type(), tensor.ExtractOp(firsts, [index[d]]).result).result
+        return tensor.ExtractOp(src, index).result
+
+    values = b.generic([], [b.empty(out_sizes, work)], [b.identity_map(rank)], ["parallel"] * rank, gather)
+    values = b.cast_tensor(values, work, dtype)
+    # (along a dimension eager returns the inverse and counts whether asked for or not)
+    inverse = groups if return_inverse or ctx.out_specs[1].shape != (0,) else b.empty([0], torch.int64)
+    counted = extract_slice(counts, [0], [count], [1]) if return_counts or ctx.out_specs[2].shape != (0,) \
+        else b.empty([0], torch.int64)
+    return values, inverse, counted
