@@ -190,6 +190,16 @@ def test_unary_complex_keeps_small_parts_precise(op):
     torch.testing.assert_close(torch.view_as_real(got), torch.view_as_real(fn(z)), atol=0, rtol=2e-5)
 
 
+def test_complex_log_near_the_unit_circle():
+    # Re log z = log|z| is tiny there: each part to a relative 2e-5, as eager's clogf keeps it.
+    theta = _real((20,), torch.float64, low=-3, high=3)
+    radius = 1 + _real((20,), torch.float64, seed=4, low=-1e-3, high=1e-3)
+    z = torch.polar(radius, theta).to(torch.complex64)
+    torch._dynamo.reset()
+    got = compile_fn(torch.log)(z)
+    torch.testing.assert_close(torch.view_as_real(got), torch.view_as_real(torch.log(z)), atol=0, rtol=2e-5)
+
+
 def test_equality_and_where():
     # eq/ne compare both parts (eager defines no ordering of complex numbers); where picks whole values.
     z = _complex((3, 4))
