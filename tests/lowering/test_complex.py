@@ -235,6 +235,15 @@ def test_complex_tensor_constants():
     check_close(lambda t: t * torch.tensor([1 + 2j, 3 - 1j, -2j]), _complex((2, 3)), **C64_TOL)
 
 
+def test_dynamic_shapes():
+    fn = lambda t, x: (torch.view_as_real(t * x + torch.complex(x, -x)), t.abs(), torch.view_as_complex(  # noqa: E731
+        torch.view_as_real(t) * 2))
+    compiled = compile_fn(fn, dynamic=True)
+    for rows in (3, 5):
+        z, x = _complex((rows, 4), seed=rows), _real((rows, 4), seed=rows)
+        torch.testing.assert_close(compiled(z, x), fn(z, x), atol=1e-5, rtol=1e-5)
+
+
 # ----- the runtime boundary --------------------------------------------------------------------
 def test_lazy_conjugate_and_negative_views_as_inputs():
     # x.conj() shares x's storage with a conjugate bit, its .imag a negative bit: the generated code
