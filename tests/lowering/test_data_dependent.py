@@ -50,6 +50,14 @@ def test_masked_select_with_broadcast_mask(dtype):
     check(lambda x, m: (torch.masked_select(x, m), torch.masked_select(x, x != 0)), x, mask, **EXACT)
 
 
+def test_masked_select_with_a_mask_larger_than_the_input():
+    # PyTorch's fake masked_select asserts u0 <= numel(self) (4 here): false for this mask, whose
+    # broadcast selects up to 12; that restated range is not checked (drop_restated_asserts)
+    x = make_input((4,), torch.float32, seed=9)
+    mask = torch.tensor([[True, True, False, True], [True, True, True, True], [False, True, True, True]])
+    check(lambda x, m: torch.masked_select(x, m), x, mask, **EXACT)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_unique(dtype):
     # torch.unique is aten._unique2.default after decomposition; sorted=False sorts too on CPU

@@ -214,6 +214,8 @@ def _fake_range_bound(node: torch.fx.Node) -> Optional[sympy.Expr]:
     input's numel; for masked_select that of `self`, not of the broadcast)."""
     if node.target is aten.slice.Tensor:
         return None  # per dimension: see `_restated_range`
+    if node.target is aten.masked_select.default:
+        return _numel(_arg_val(node, 0))
     if node.target in SIZE_BOUNDS:
         return SIZE_BOUNDS[node.target](node)
     return None  # (bincount's fake range has no upper bound)
