@@ -226,3 +226,16 @@ def test_fuse_rows_leaves_gathers_apart():
         module = ir.Module.parse(gather)
         fuse_rows(module)
         assert "scf.for" not in str(module)
+
+
+def test_sgemm_writes_a_zero_filled_result_without_the_fill(tmp_path):
+    # attention's two contractions (and every mm) get beta = 0 instead of a memset of their result
+    q, k, v = _qkv(2, 2, 16, 16, 8, seed=30)
+    check(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), q, k, v,
+          atol=1e-5, rtol=1e-5, options={"dump_dir": str(tmp_path)})
+    (blas,) = tmp_path.glob("*-contractions-to-blas.mlir")
+    text = blas.read_text()
+    assert text.count("call @__tmb_sgemm_row_major") == 2
+    fills = [line for line in text.splitlines() if "linalg.fill" in line]
+    # only the row statistics (max, sum: [B, H, L]) are filled, not the scores or the output
+    assert len(fills) == 2 and all("memref<2x2x16xf32>" in line for line in fills)

@@ -322,7 +322,12 @@ def contractions_to_blas(module: ir.Module) -> None:
             else:
                 batch = arith.ConstantOp(index, 1).result
                 sa = sb = sc = arith.ConstantOp(i64, 0).result
-            beta = arith.ConstantOp(f32, 1.0).result  # linalg contractions accumulate into C
+            # linalg contractions accumulate into C; into a C just zero-filled, sgemm writes
+            # (beta 0) and the fill (a memset of the whole result) goes
+            zero_fill = _zero_fill_of(c, op)
+            beta = arith.ConstantOp(f32, 0.0 if zero_fill is not None else 1.0).result
+            if zero_fill is not None:
+                zero_fill.erase()
             func.CallOp([], ir.FlatSymbolRefAttr.get(SGEMM_HELPER), [
                 batch, m, n, k,
                 pa, arith.ConstantOp(i8, fa).result, lda, sa,
@@ -330,6 +335,37 @@ def contractions_to_blas(module: ir.Module) -> None:
                 pointer(c), sc, beta,
             ])
         op.erase()
+
+
+# ops that may sit between a zero fill and the contraction reading it: they define values and
+# touch no buffer contents
+_BETWEEN_FILL_AND_CONTRACTION = frozenset({
+    "arith.constant", "arith.index_cast", "arith.muli", "arith.maxsi", "arith.extsi", "memref.dim",
+    "memref.alloc", "memref.expand_shape", "memref.collapse_shape", "memref.extract_aligned_pointer_as_index",
+    "llvm.inttoptr"})
+
+
+def _zero_fill_of(c: ir.Value, op):
+    """The `linalg.fill` of 0.0 into `c` right before `op` in its block (only value-defining ops
+    between), whose contents `op` then only accumulates into; else None."""
+    block = op.block
+    previous = None
+    for candidate in block.operations:
+        candidate = getattr(candidate, "operation", candidate)
+        if _same(candidate, op):
+            break
+        if candidate.name == "linalg.fill":
+            previous = candidate
+        elif candidate.name not in _BETWEEN_FILL_AND_CONTRACTION:
+            previous = None
+    if previous is None or previous.operands[1] != c:
+        return None
+    value = previous.operands[0].owner
+    value = getattr(value, "operation", value)
+    if isinstance(value, ir.Block) or value.name != "arith.constant":
+        return None
+    attr = value.attributes["value"]
+    return previous if isinstance(attr, ir.FloatAttr) and ir.FloatAttr(attr).value == 0.0 else None
 
 
 def _conv_fits_blas(op) -> bool:
