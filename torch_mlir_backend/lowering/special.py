@@ -1874,13 +1874,14 @@ def _ratevl_lanczos(x: Num) -> Num:
     return where(fabs(x) > 1.0, inverse, direct)
 
 
-def _igam_helper_fac(a: Num, x: Num) -> Num:
-    """x^a e^-x / Gamma(a), the series' common factor."""
+def _igam_helper_fac(a: Num, x: Num, lgamma_a: Num) -> Num:
+    """x^a e^-x / Gamma(a), the series' common factor (lgamma_a = lgamma(a), computed once per
+    element by the caller: each call site would otherwise carry its own copy of lgamma)."""
     k = _igam_constants(a.dt)
     dt = a.dt
 
     def far():
-        ax = a * _log_acc(x) - x - _lgamma_acc(a)
+        ax = a * _log_acc(x) - x - lgamma_a
         return where(ax < -k["maxlog"], 0.0, exp(ax))
 
     def near():
@@ -1895,10 +1896,10 @@ def _igam_helper_fac(a: Num, x: Num) -> Num:
     return _if(fabs(a - x) > fabs(a) * 0.4, far, near, dt)
 
 
-def _igam_helper_series(a: Num, x: Num) -> Num:
+def _igam_helper_series(a: Num, x: Num, lgamma_a: Num) -> Num:
     """The regularized lower incomplete gamma as its power series (DLMF 8.11.4)."""
     machep = _igam_constants(a.dt)["machep"]
-    ax = _igam_helper_fac(a, x)
+    ax = _igam_helper_fac(a, x, lgamma_a)
 
     def series():
         def step(i, r, c, ans):
@@ -1914,7 +1915,7 @@ def _igam_helper_series(a: Num, x: Num) -> Num:
     return _if(ax.eq(0.0), lambda: const(0.0, a.dt), series, a.dt)
 
 
-def _igamc_helper_series(a: Num, x: Num) -> Num:
+def _igamc_helper_series(a: Num, x: Num, lgamma_a: Num) -> Num:
     """The regularized upper incomplete gamma for small x (DLMF 8.7.3)."""
     machep = _igam_constants(a.dt)["machep"]
 
@@ -1928,14 +1929,14 @@ def _igamc_helper_series(a: Num, x: Num) -> Num:
                              step, _IGAM_MAXITER, start=1.0)
     logx = _log_acc(x)
     term = -_expm1_acc(a * logx - _lgamma_acc(a + 1.0))
-    return term - exp(a * logx - _lgamma_acc(a)) * total
+    return term - exp(a * logx - lgamma_a) * total
 
 
-def _igamc_helper_continued_fraction(a: Num, x: Num) -> Num:
+def _igamc_helper_continued_fraction(a: Num, x: Num, lgamma_a: Num) -> Num:
     """The regularized upper incomplete gamma as a continued fraction (DLMF 8.9.2)."""
     k = _igam_constants(a.dt)
     dt = a.dt
-    ax = _igam_helper_fac(a, x)
+    ax = _igam_helper_fac(a, x, lgamma_a)
 
     def fraction():
         y = 1.0 - a
@@ -2052,10 +2053,15 @@ def calc_igammac(a: Num, x: Num) -> Num:
         one_minus_lower = ((x > 1.1) & (x < a)) | ((x <= 0.5) & ((-0.4 / _log_acc(x)) < a)) \
             | (~(x > 1.1) & ~(x <= 0.5) & (x * 1.1 < a))
         continued = (x > 1.1) & ~(x < a)
+
+        def series():
+            lga = _lgamma_acc(a)
+            return _if(one_minus_lower, lambda: 1.0 - _igam_helper_series(a, x, lga),
+                       lambda: _if(continued, lambda: _igamc_helper_continued_fraction(a, x, lga),
+                                   lambda: _igamc_helper_series(a, x, lga), dt), dt)
+
         return _if(_igam_asymptotic_regime(a, x), lambda: _igam_helper_asymptotic_series(a, x, igam=False),
-                   lambda: _if(one_minus_lower, lambda: 1.0 - _igam_helper_series(a, x),
-                               lambda: _if(continued, lambda: _igamc_helper_continued_fraction(a, x),
-                                           lambda: _igamc_helper_series(a, x), dt), dt), dt)
+                   series, dt)
 
     return _if(hit, lambda: boundary, general, dt)
 
@@ -2068,10 +2074,14 @@ def calc_igamma(a: Num, x: Num) -> Num:
     def general():
         # x > 1 and x > a: 1 - calc_igammac(a, x), whose own checks then pick the continued
         # fraction (x > 1.1) or the small-x series (1 < x <= 1.1 < a * 1.1 is impossible).
-        upper = lambda: 1.0 - _if(x > 1.1, lambda: _igamc_helper_continued_fraction(a, x),  # noqa: E731
-                                  lambda: _igamc_helper_series(a, x), dt)
+        def series():
+            lga = _lgamma_acc(a)
+            upper = lambda: 1.0 - _if(x > 1.1, lambda: _igamc_helper_continued_fraction(a, x, lga),  # noqa: E731
+                                      lambda: _igamc_helper_series(a, x, lga), dt)
+            return _if((x > 1.0) & (x > a), upper, lambda: _igam_helper_series(a, x, lga), dt)
+
         return _if(_igam_asymptotic_regime(a, x), lambda: _igam_helper_asymptotic_series(a, x, igam=True),
-                   lambda: _if((x > 1.0) & (x > a), upper, lambda: _igam_helper_series(a, x), dt), dt)
+                   series, dt)
 
     return _if(hit, lambda: boundary, general, dt)
 
