@@ -13,6 +13,10 @@ TOLERANCES = {
     torch.float32: (1e-5, 1e-5),
     torch.float16: (2e-3, 2e-3),
     torch.bfloat16: (1.6e-2, 1.6e-2),
+    # complex: those of the part dtype, applied to the real and imaginary parts separately
+    torch.complex128: (1e-10, 1e-10),
+    torch.complex64: (1e-5, 1e-5),
+    torch.complex32: (2e-3, 2e-3),
 }
 
 
@@ -32,11 +36,19 @@ def _flatten(x):
     return [x]
 
 
+def _as_real_parts(x: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as float64 [..., 2] (real, imaginary): each part compared on its own, so
+    an error in the imaginary part counts as one in the real part does."""
+    return torch.view_as_real(x.to(torch.complex128))
+
+
 def max_error(got: torch.Tensor, want: torch.Tensor) -> float:
     if got.numel() == 0:
         return 0.0
     if want.dtype == torch.bool or not (want.is_floating_point() or want.is_complex()):
         return float((got.to(torch.int64) != want.to(torch.int64)).sum())
+    if want.is_complex():
+        return max_error(_as_real_parts(got), _as_real_parts(want))
     diff = (got.double() - want.double()).abs()
     both_nan = got.isnan() & want.isnan()
     both_inf = (got == want) & want.isinf()
@@ -62,7 +74,9 @@ def assert_same(got: Any, want: Any, name: str, inputs: Sequence[Any],
         r = r if rtol is None else rtol
         err = max_error(g, w)
         worst = max(worst, err)
-        if w.is_floating_point():
+        if w.is_complex():
+            ok = torch.allclose(_as_real_parts(g), _as_real_parts(w), atol=a, rtol=r, equal_nan=True)
+        elif w.is_floating_point():
             ok = torch.allclose(g.double(), w.double(), atol=a, rtol=r, equal_nan=True)
         else:
             ok = err == 0
