@@ -224,10 +224,11 @@ class DataDependentOutputs:
     buffer.
 
     An output that is a view of an input with data-dependent bounds (`x[:, a:b]` with `a =
-    i.item()`) must be that view: AOTAutograd rebuilds such outputs from the input with the
-    metadata of the tensor we return, which it cannot replay symbolically. Its chain of view ops
-    (`aliases`: result index, placeholder position, [(op, args)]) is replayed on the input in
-    eager PyTorch, a view costing no copy, with the `item()` values the generated code reports."""
+    i.item()`, possibly viewed further: `.t()`, `.view(...)`) must be that view: AOTAutograd
+    rebuilds such outputs from the input with the metadata of the tensor we return, as it cannot
+    replay symbolic views. Its chain of view ops (`aliases`: result index, placeholder position,
+    [(op, args, kwargs)]) is replayed on the input in eager PyTorch, views costing no copy, with
+    the integer values the generated code reports."""
 
     COPY_ABOVE_BYTES = 64 * 1024
 
@@ -291,8 +292,8 @@ class DataDependentOutputs:
         for i, placeholder, chain in self.aliases:
             view = args[placeholder]
             for target, op_args, kwargs in chain:
-                view = target(*[view if a is _VIEWED else scalars[a.name] if isinstance(a, _Scalar) else a
-                                for a in op_args], **kwargs)
+                view = target(*[view if a is _VIEWED else _value(a, scalars) for a in op_args],
+                              **{k: _value(v, scalars) for k, v in kwargs.items()})
             results[i] = view
         return results
 
@@ -348,8 +349,10 @@ def plan_data_dependent(gm: torch.fx.GraphModule, placeholder_vals: Sequence[Any
         alias = _input_view_chain(node, placeholder_vals, gm)
         if alias is not None:
             aliases.append((i,) + alias)
-            scalars += [a.name for _, op_args, _ in alias[1] for a in op_args
-                        if isinstance(a, _Scalar) and a.name not in scalars]
+            for _, op_args, kwargs in alias[1]:
+                for a in _scalars_in(list(op_args) + list(kwargs.values())):
+                    if a.name not in scalars:
+                        scalars.append(a.name)
     asserts = [n for n in gm.graph.nodes
                if n.op == "call_function" and n.target is torch.ops.aten._assert_scalar.default]
     if not results and not asserts and not aliases and not int_outputs:
@@ -378,31 +381,60 @@ class _Scalar:
 
 _VIEWED = object()  # the replayed view op's tensor argument
 
-_REPLAYED_VIEWS = (torch.ops.aten.slice.Tensor, torch.ops.aten.select.int, torch.ops.aten.narrow.default)
 
+def _value(a, scalars: dict):
+    """A replayed view op's argument: reported values in place of `_Scalar`s (also in lists)."""
+    if isinstance(a, _Scalar):
+        return scalars[a.name]
+    if isinstance(a, (list, tuple)):
+        return type(a)(_value(e, scalars) for e in a)
+    return a
+
+
+def _scalars_in(args) -> list:
+    found = []
+    for a in args:
+        if isinstance(a, _Scalar):
+            found.append(a)
+        elif isinstance(a, (list, tuple)):
+            found += _scalars_in(a)
+    return found
 
 def _input_view_chain(node: torch.fx.Node, placeholder_vals: Sequence[Any], gm: torch.fx.GraphModule):
     """(placeholder position, [(op, args, kwargs)]) when `node` is a view of a graph input through
-    slices/selects with data-dependent bounds; None otherwise."""
+    view ops (slice, select, t, view, ...) some of whose arguments depend on the data; None
+    otherwise. Raises UnsupportedOpError for such a view whose arguments cannot be replayed."""
     from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 
-    chain, data_dependent = [], False
-    while node.op == "call_function" and node.target in _REPLAYED_VIEWS:
-        op_args = [_VIEWED]
-        for a in node.args[1:]:
-            if isinstance(a, torch.fx.Node):
-                val = a.meta.get("val")
-                if not isinstance(val, torch.SymInt):
-                    return None
-                data_dependent = data_dependent or bool(free_unbacked_symbols(val))
-                op_args.append(_Scalar(a.name))
-            else:
-                op_args.append(a)
-        if any(isinstance(v, torch.fx.Node) for v in node.kwargs.values()):
+    from .errors import UnsupportedOpError
+    from .importers.fx_importer import source_line
+
+    chain, data_dependent, replayable = [], False, True
+    output = node
+
+    def arg(a):
+        nonlocal data_dependent, replayable
+        if isinstance(a, (list, tuple)):
+            return type(a)(arg(e) for e in a)
+        if not isinstance(a, torch.fx.Node):
+            return a
+        val = a.meta.get("val")
+        if not isinstance(val, torch.SymInt):
+            replayable = False
             return None
-        chain.append((node.target, op_args, dict(node.kwargs)))
+        data_dependent = data_dependent or bool(free_unbacked_symbols(val))
+        return _Scalar(a.name)
+
+    while node.op == "call_function" and getattr(node.target, "is_view", False) and node.args \
+            and isinstance(node.args[0], torch.fx.Node):
+        op_args = [_VIEWED] + [arg(a) for a in node.args[1:]]
+        kwargs = {k: arg(v) for k, v in node.kwargs.items()}
+        chain.append((node.target, op_args, kwargs))
         node = node.args[0]
     if not chain or not data_dependent or node.op != "placeholder":
         return None
+    if not replayable:
+        raise UnsupportedOpError(str(output.target), "a view of a graph input with data-dependent bounds whose "
+                                 "view arguments cannot be rebuilt after the call", "", source_line(output))
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     return placeholders.index(node), chain[::-1]

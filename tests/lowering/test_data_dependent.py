@@ -179,6 +179,9 @@ def test_item_as_slice_bound():
     with _capture_scalars():
         check(fn, torch.randn(3, 6), torch.tensor([1, 4]), **F32)
         check(lambda x, i: torch.tensor_split(x, i, dim=1), torch.randn(2, 7), torch.tensor([2, 5]), **EXACT)
+        # further views of such a view (replayed as a chain)
+        check(lambda x, i: (x[:, i[0].item():].t(), x[i[1].item():].reshape(-1), x[:, i[0].item():].unsqueeze(0)),
+              torch.randn(3, 6), torch.tensor([1, 2]), **EXACT)
 
 
 def test_user_checks_are_asserted_at_run_time():
