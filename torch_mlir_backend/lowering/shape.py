@@ -8,6 +8,9 @@ Bufferization turns most of these back into views of the same buffer.
 
 Dimensions sliced, split, squeezed or padded must be static (a dynamic one is rejected); other
 dimensions may be dynamic and are carried through with `tensor.dim`.
+
+These rules move elements without looking at them, so they take complex tensors too
+(`complex<fN>` elements); only cat's promotion and the pad value go through lowering/complex.py.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ import torch
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
+from ..types import SUPPORTED_AND_COMPLEX_DTYPES
 from . import builders as b
+from . import complex as cx
 from .registry import LoweringContext, lowers
 
 aten = torch.ops.aten
@@ -232,14 +237,14 @@ def _view_sizes(ctx: LoweringContext, value: ir.Value, sizes: Sequence) -> list[
 
 
 # reshape/_unsafe_view/flatten/unflatten reach us as view (Core ATen decomposes them).
-@lowers(aten.view.default)
+@lowers(aten.view.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _view(ctx, x, size):
     return reshape(ctx, x, size)
 
 
 # ----- permute / expand ---------------------------------------------------------------------
-@lowers(aten.permute.default)
+@lowers(aten.permute.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _permute(ctx, x, dims):
     rank = ctx.in_specs[0].rank
@@ -252,7 +257,7 @@ def _permute(ctx, x, dims):
     return linalg.transpose(x, outs=[init], permutation=perm).results[0]
 
 
-@lowers(aten.expand.default)
+@lowers(aten.expand.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _expand(ctx, x, size, implicit=False):
     in_shape = _shape_of(ctx, 0)
@@ -362,7 +367,7 @@ def _dynamic_slice_bounds(size: b.Size, start, end, step: int) -> tuple[b.Size, 
     return arith.SelectOp(is_empty, zero, start_v).result, length
 
 
-@lowers(aten.slice.Tensor)
+@lowers(aten.slice.Tensor, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _slice(ctx, x, dim=0, start=None, end=None, step=1):
     shape = _shape_of(ctx, 0)
@@ -390,7 +395,7 @@ def _slice(ctx, x, dim=0, start=None, end=None, step=1):
     return extract_slice(x, offsets, sizes, strides)
 
 
-@lowers(aten.select.int)
+@lowers(aten.select.int, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _select(ctx, x, dim, index):
     shape = _shape_of(ctx, 0)
@@ -411,7 +416,7 @@ def _select(ctx, x, dim, index):
     return extract_slice(x, offsets, sizes, [1] * len(shape), drop=[dim])
 
 
-@lowers(aten.split_with_sizes.default)
+@lowers(aten.split_with_sizes.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _split_with_sizes(ctx, x, split_sizes, dim=0):
     shape = _shape_of(ctx, 0)
@@ -451,13 +456,13 @@ def _squeeze(ctx, x, dims):
 
 
 # squeeze.dim and squeeze.default reach us as squeeze.dims (Core ATen decomposes them).
-@lowers(aten.squeeze.dims)
+@lowers(aten.squeeze.dims, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _squeeze_dims(ctx, x, dims):
     return _squeeze(ctx, x, dims)
 
 
-@lowers(aten.unsqueeze.default)
+@lowers(aten.unsqueeze.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _unsqueeze(ctx, x, dim):
     rank = ctx.in_specs[0].rank
@@ -466,7 +471,7 @@ def _unsqueeze(ctx, x, dim):
 
 
 # ----- cat ----------------------------------------------------------------------------------------
-@lowers(aten.cat.default)
+@lowers(aten.cat.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _cat(ctx, tensors, dim=0):
     out = ctx.out_spec
@@ -476,14 +481,16 @@ def _cat(ctx, tensors, dim=0):
     parts = [t for t in parts if b.static_shape(t)[dim] != 0]
     if not parts:
         return b.empty([0 if d is None else d for d in out.shape], out.dtype)
-    values = [b.cast_tensor(t, list_element_dtype(ctx, t, out.dtype), out.dtype) for t in parts]
+    values = [cx.cast_tensor(t, list_element_dtype(ctx, t, out.dtype), out.dtype, ctx) for t in parts]
     if len(values) == 1:
         return values[0]
     return tensor.ConcatOp(b.tensor_type(out), dim, values).result
 
 
 _UNAMBIGUOUS = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16, "bf16": torch.bfloat16,
-                "i64": torch.int64, "i32": torch.int32, "i16": torch.int16, "i1": torch.bool}
+                "i64": torch.int64, "i32": torch.int32, "i16": torch.int16, "i1": torch.bool,
+                "complex<f32>": torch.complex64, "complex<f64>": torch.complex128,
+                "complex<f16>": torch.complex32}
 
 
 def list_element_dtype(ctx: LoweringContext, value: ir.Value, out_dtype: torch.dtype) -> torch.dtype:
@@ -500,7 +507,7 @@ def list_element_dtype(ctx: LoweringContext, value: ir.Value, out_dtype: torch.d
 
 
 # ----- flip ---------------------------------------------------------------------------------------
-@lowers(aten.flip.default)
+@lowers(aten.flip.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _flip(ctx, x, dims):
     shape = _shape_of(ctx, 0)
@@ -534,7 +541,7 @@ def _flip_dynamic(ctx: LoweringContext, x: ir.Value, dims: set) -> ir.Value:
 
 
 # ----- constant_pad_nd ------------------------------------------------------------------------------
-@lowers(aten.constant_pad_nd.default)
+@lowers(aten.constant_pad_nd.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _constant_pad_nd(ctx, x, pad, value=0):
     shape = _shape_of(ctx, 0)
@@ -564,12 +571,12 @@ def _constant_pad_nd(ctx, x, pad, value=0):
         if any(d == 0 for d in ctx.out_spec.shape):
             return b.empty([0 if d is None else d for d in ctx.out_spec.shape], dtype)
         return x
-    if isinstance(value, float) and not b.is_float(dtype) and dtype != torch.bool:
+    if isinstance(value, float) and not b.is_float(dtype) and dtype != torch.bool and not cx.is_complex(dtype):
         value = int(value)  # eager converts the fill value to the tensor's dtype
     src_shape = b.static_shape(x)
     out_shape = [None if s is None else s + l + h for s, l, h in zip(src_shape, low, high)]
     op = tensor.PadOp(_tensor_type(out_shape, _elem(x)), x, [], [], low, high)
     block = op.regions[0].blocks.append(*([b.index_type()] * rank))
     with ir.InsertionPoint(block):
-        tensor.YieldOp(b.scalar_operand(value, dtype))
+        tensor.YieldOp(cx.scalar_operand(value, dtype))
     return op.result
