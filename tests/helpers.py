@@ -50,3 +50,27 @@ opaque_cos.register_autograd(lambda ctx, grad: -grad * torch.sin(ctx.saved_tenso
                              setup_context=lambda ctx, inputs, output: ctx.save_for_backward(inputs[0]))
 
 OPAQUE_OP = "mlir_test.opaque_cos.default"
+
+
+def extern_kernels_called(fn: Callable, *inputs: Any) -> list:
+    """The ATen overloads `fn`'s lowered module calls as extern kernels (lowering/extern.py),
+    traced as the backend traces: Core ATen with our decompositions."""
+    import json
+
+    from mlir import ir
+
+    from torch_mlir_backend.decompositions import decomposition_table
+    from torch_mlir_backend.importers.fx_importer import FxImporter
+    from torch_mlir_backend.lowering import lower_to_linalg
+    from torch_mlir_backend.lowering.extern import MODULE_ATTRIBUTE
+
+    gm = torch.fx.experimental.proxy_tensor.make_fx(fn, decomposition_table=decomposition_table(),
+                                                    tracing_mode="fake")(*inputs)
+    importer = FxImporter()
+    importer.import_graph_module(gm, "main")
+    linalg = lower_to_linalg(importer.module)
+    if MODULE_ATTRIBUTE not in linalg.operation.attributes:
+        return []
+    with linalg.context:
+        return [json.loads(ir.StringAttr(a).value)["op"]
+                for a in ir.ArrayAttr(linalg.operation.attributes[MODULE_ATTRIBUTE])]

@@ -5,14 +5,12 @@ plus a small CNN compiled with fullgraph=True.
 f32/f64 convolutions call ATen's kernel by default (lowering/extern.py); every test here but
 `test_aten_kernel_path` runs with $TORCH_MLIR_BACKEND_CONVOLUTION=generated so our generated
 convolution stays tested for every dtype."""
-import json
-
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers import check, compile_fn, make_input
+from helpers import check, compile_fn, extern_kernels_called, make_input
 
 from torch_mlir_backend.options import ENV_CONVOLUTION
 
@@ -221,26 +219,6 @@ def test_small_cnn_matches_eager(pool, batch):
         check(model, make_input((batch, 3, 16, 16), torch.float32), name=f"SmallCNN[{pool}]", atol=1e-4, rtol=1e-4)
 
 
-def _extern_ops(fn, *inputs) -> list:
-    """The ATen kernels `fn`'s lowered module calls (traced as the backend traces)."""
-    from mlir import ir
-
-    from torch_mlir_backend.decompositions import decomposition_table
-    from torch_mlir_backend.importers.fx_importer import FxImporter
-    from torch_mlir_backend.lowering import lower_to_linalg
-    from torch_mlir_backend.lowering.extern import MODULE_ATTRIBUTE
-
-    gm = torch.fx.experimental.proxy_tensor.make_fx(fn, decomposition_table=decomposition_table(),
-                                                    tracing_mode="fake")(*inputs)
-    importer = FxImporter()
-    importer.import_graph_module(gm, "main")
-    linalg = lower_to_linalg(importer.module)
-    if MODULE_ATTRIBUTE not in linalg.operation.attributes:
-        return []
-    with linalg.context:
-        return [json.loads(ir.StringAttr(a).value)["op"] for a in ir.ArrayAttr(linalg.operation.attributes[MODULE_ATTRIBUTE])]
-
-
 ATEN_PATH_CASES = {
     **{f"2d_{k}": (F.conv2d, v) for k, v in CONV2D.items()},
     "1d": (F.conv1d, ((2, 3, 9), (4, 3, 3), True, 2, 1, 1, 1)),
@@ -259,7 +237,7 @@ def test_aten_kernel_path(case, dtype, monkeypatch):
         return torch.relu(conv(x, w, b[0] if b else None, stride, padding, dilation, groups)) * 2
 
     inputs = (x, w) if b is None else (x, w, b)
-    assert _extern_ops(fn, *inputs) == ["aten.convolution.default"]
+    assert extern_kernels_called(fn, *inputs) == ["aten.convolution.default"]
     atol, rtol = TOL[dtype]
     check(fn, *inputs, name=case, atol=atol, rtol=rtol)
 

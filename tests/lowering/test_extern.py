@@ -10,7 +10,7 @@ import pytest
 import torch
 from mlir import ir
 
-from helpers import check, compile_fn
+from helpers import check, compile_fn, extern_kernels_called
 
 from torch_mlir_backend.lowering import LOWERINGS, lower_to_linalg
 from torch_mlir_backend.lowering.extern import EXTERN_KERNEL_OPS, MODULE_ATTRIBUTE
@@ -165,24 +165,6 @@ def test_graph_loaded_from_the_disk_cache_calls_its_kernels(tmp_path):
     assert warm["hits"] >= 1 and warm["stores"] == 0 and warm["error"] < 1e-10, warm
 
 
-def _kernels_called(fn, *inputs) -> set:
-    """The ATen overloads `fn`'s lowered module calls as extern kernels (traced as the backend
-    traces: Core ATen with our decompositions)."""
-    from torch_mlir_backend.decompositions import decomposition_table
-    from torch_mlir_backend.importers.fx_importer import FxImporter
-
-    gm = torch.fx.experimental.proxy_tensor.make_fx(fn, decomposition_table=decomposition_table(),
-                                                    tracing_mode="fake")(*inputs)
-    importer = FxImporter()
-    importer.import_graph_module(gm, "main")
-    linalg = lower_to_linalg(importer.module)
-    if MODULE_ATTRIBUTE not in linalg.operation.attributes:
-        return set()
-    with linalg.context:
-        return {json.loads(ir.StringAttr(a).value)["op"]
-                for a in ir.ArrayAttr(linalg.operation.attributes[MODULE_ATTRIBUTE])}
-
-
 # Each extern op, reached from the user-level function that calls it (compared with eager).
 REACHED = {
     "aten.cholesky.default": (lambda a: torch.cholesky(a), lambda: (_spd(4),)),
@@ -238,7 +220,7 @@ def test_every_extern_op_is_reached_from_a_user_function():
 def test_extern_op_reached_and_matches_eager(op):
     fn, make = REACHED[op]
     inputs = make()
-    assert op in _kernels_called(fn, *inputs), _kernels_called(fn, *inputs)
+    assert op in set(extern_kernels_called(fn, *inputs)), set(extern_kernels_called(fn, *inputs))
     check(fn, *inputs, name=op, atol=1e-4, rtol=1e-4)
 
 

@@ -405,3 +405,17 @@ def lowest(dtype: torch.dtype) -> Union[int, float]:
 
 def highest(dtype: torch.dtype) -> Union[int, float]:
     return float("inf") if is_float(dtype) else (1 if dtype == torch.bool else torch.iinfo(dtype).max)
+
+
+def ops_named(module: ir.Module, *names: str) -> list:
+    """Every op of `module` (nested ones included) whose name is one of `names`, in walk order:
+    what a rewrite stage collects before changing the IR it walks."""
+    found = []
+
+    def collect(op):
+        if op.name in names:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    return found

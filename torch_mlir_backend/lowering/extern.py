@@ -329,15 +329,7 @@ def extern_results_into_outputs(module: ir.Module) -> None:
     @main's output buffer: after `destination-passing-abi`, `materialize_in_destination` of the
     `to_tensor` of the kernel's `memref.alloc` into an output of the same type becomes the
     kernel writing that output (no temporary, no copy)."""
-    candidates = []
-
-    def collect(op):
-        if op.name == "bufferization.materialize_in_destination":
-            candidates.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(collect)
-    for mat in candidates:
+    for mat in builders.ops_named(module, "bufferization.materialize_in_destination"):
         value, out = mat.operands[0], mat.operands[1]
         if not isinstance(out.type, ir.MemRefType) or not isinstance(value, ir.OpResult):
             continue

@@ -30,6 +30,7 @@ from mlir.dialects import memref as memref_d
 
 from torch_mlir_backend.errors import CompileError
 from torch_mlir_backend.lowering import codegen
+from torch_mlir_backend.lowering.builders import ops_named
 from torch_mlir_backend.lowering.extern import extern_results_into_outputs, install_extern_kernel_table
 from torch_mlir_backend.options import ENV_DUMP_DIR
 
@@ -390,15 +391,7 @@ def write_results_in_place(module: ir.Module) -> None:
     the `tensor.empty` at the root of `%v`'s chain of linalg destinations only when every value
     on that chain has a single use, or only further uses as a linalg op's input (a read: softmax
     sums its exps before rescaling them in place); anything else keeps a copy into the output."""
-    candidates = []
-
-    def collect(op):
-        if op.name == "bufferization.materialize_in_destination":
-            candidates.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(collect)
-    for mat in candidates:
+    for mat in ops_named(module, "bufferization.materialize_in_destination"):
         value, dest = mat.operands[0], mat.operands[1]
         if not isinstance(dest.type, ir.MemRefType):
             continue
