@@ -308,3 +308,75 @@ def test_torch_mlir_parses_complex_types():
     ctx.allow_unregistered_dialects = False
     with ctx:
         assert torch_mlir_ir.Module.parse(text).operation.verify()
+
+
+# ----- data movement and reductions on complex tensors (shape/indexing/creation/reduction rules) --
+# Each op moves complex<fN> elements (or adds them): a wrong element type, a lost imaginary part
+# or a real-valued pad/fill constant shows as a mismatch of either part.
+_LAYOUT = {
+    "slice": lambda t: t[1:, ::2] * 2,
+    "narrow": lambda t: t.narrow(1, 2, 3) * 2,
+    "select": lambda t: t[2] + t[:, 1].sum(),
+    "view": lambda t: (t * 2).reshape(3, 8),
+    "permute": lambda t: (t * 2).permute(1, 0) * 2,
+    "transpose_contiguous": lambda t: (t + 1).t().contiguous(),
+    "unsqueeze_squeeze": lambda t: (t.unsqueeze(1) * 2).squeeze(1),
+    "expand": lambda t: t[:1].expand(3, 4, 6) * 2,
+    "flip": lambda t: t.flip(0, 1),
+    "roll": lambda t: t.roll(2, 1),
+    "constant_pad_nd": lambda t: torch.nn.functional.pad(t, (1, 2, 0, 1)),
+    "constant_pad_nd_value": lambda t: torch.constant_pad_nd(t, (2, 1), 1.5),
+    "constant_pad_nd_crop": lambda t: torch.nn.functional.pad(t, (-1, 2, 1, -2)),
+    "split": lambda t: t.split([2, 4], 1),
+    "sum_dim": lambda t: t.sum(1),
+    "sum_all_keepdim": lambda t: (t.sum(), t.sum((0, 1), keepdim=True)),
+    "mean": lambda t: (t.mean(0, keepdim=True), t.mean()),
+    "prod": lambda t: (t.prod(1), t.prod()),
+    "zeros_ones_full_like": lambda t: (torch.zeros_like(t) + t, torch.ones_like(t) * t, torch.full_like(t, 2.5)),
+}
+
+
+@pytest.mark.parametrize("op", list(_LAYOUT))
+@pytest.mark.parametrize("dtype,tol", [(torch.complex64, C64_TOL), (torch.complex128, C128_TOL)],
+                         ids=["c64", "c128"])
+def test_layout_and_reductions_on_complex(op, dtype, tol):
+    check_close(_LAYOUT[op], _complex((4, 6), dtype), **tol)
+
+
+def test_cat_and_stack_of_complex_with_real_promotes():
+    # cat's operands arrive as a list (no TensorSpec): their dtype comes from the element type,
+    # and a real operand is promoted to complex (imaginary part 0) as eager does.
+    z, w, x = _complex((4, 6)), _complex((4, 3), seed=2), _real((4, 3))
+    check_close(lambda a, b, c: (torch.cat([a, b, c], 1), torch.stack([b, c])), z, w, x, **C64_TOL)
+    check_close(lambda a, b: torch.cat([a, b.cdouble()]), z.cdouble(), _complex((6, 2), seed=3).t(), **C128_TOL)
+
+
+def test_indexing_complex():
+    z = _complex((5, 6))
+    idx = torch.tensor([4, 0, 2, 2])
+    check_close(lambda t, i: (t.index_select(1, i), t[i], t.gather(0, i[None].expand(2, 4)), t[i, i]),
+                z, idx, **C64_TOL)
+
+
+def test_complex_factories():
+    z = _complex((3, 4))
+    check_close(lambda t: (t * torch.scalar_tensor(3.0, dtype=torch.complex64),
+                           t + torch.full((3, 4), -1.5, dtype=torch.complex64),
+                           torch.empty_like(t).copy_(t.real) * t), z, **C64_TOL)
+
+
+def test_fft_with_slicing_and_padding():
+    # fft2/irfftn/hfftn trim or zero-pad their complex operands (slice, constant_pad_nd) around
+    # ATen's FFT kernels.
+    x = _real((5, 6, 7))
+    check_close(lambda t: (torch.fft.fft2(t, s=(3, 10)), torch.fft.irfftn(torch.fft.rfftn(t), s=(5, 4, 7)),
+                           torch.fft.hfft2(t.cfloat(), s=(4, 9))), x, atol=1e-4, rtol=1e-4)
+    check_close(lambda t: torch.stft(t, 8, hop_length=2, return_complex=True, window=torch.hann_window(8)),
+                _real((2, 40)), atol=1e-4, rtol=1e-4)
+
+
+def test_complex32_layout():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "ComplexHalf support is experimental"
+        h = _complex((4, 6), torch.complex32)
+    check_close(lambda t: (t[1:].flip(0), torch.cat([t, t], 0), t.permute(1, 0) * 2), h, atol=2e-3, rtol=2e-3)

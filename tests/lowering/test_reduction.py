@@ -204,9 +204,10 @@ def test_argmax_of_bool_is_rejected():
         or "UnsupportedOpError" in str(info.value)
 
 
-def test_complex_sum_is_rejected():
-    with pytest.raises(Exception, match="aten.sum.dim_IntList: dtype torch.complex64 is not supported"):
-        compile_fn(lambda x: x.sum(1))(torch.ones(2, 3, dtype=torch.complex64))
+def test_complex_var_is_rejected():
+    # sum/mean/prod take complex tensors (tests/lowering/test_complex.py); var does not yet.
+    with pytest.raises(Exception, match="aten.var.correction: dtype torch.complex64 is not supported"):
+        compile_fn(lambda x: x.var(1))(torch.ones(2, 3, dtype=torch.complex64))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.int64, torch.int8,

@@ -3,7 +3,8 @@ copy into a template) and as_strided.
 
 Factory ops take their result shape and dtype from the result spec; the layout, device,
 pin_memory and memory_format arguments do not change values and are ignored. `empty*` results
-hold unspecified values, as in eager.
+hold unspecified values, as in eager. Except arange, they take complex dtypes (a real fill
+value gets imaginary part 0; the importer has no complex scalar constant).
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import torch
 from mlir import ir
 from mlir.dialects import arith, linalg
 
-from ..types import FLOAT_DTYPES, INT_DTYPES
+from ..types import FLOAT_DTYPES, INT_DTYPES, SUPPORTED_AND_COMPLEX_DTYPES
 from . import builders as b
+from . import complex as cx
 from .registry import LoweringContext, lowers
 from .shape import bool_as_bytes
 
@@ -90,28 +92,33 @@ def _arange(ctx, start, end, step=1, dtype=None, layout=None, device=None, pin_m
 
 # ----- full / scalar_tensor -------------------------------------------------------------------------
 def _fill_value(ctx: LoweringContext, value, dtype: torch.dtype):
-    if isinstance(value, float) and not b.is_float(dtype) and dtype != torch.bool:
+    if isinstance(value, float) and not b.is_float(dtype) and dtype != torch.bool and not cx.is_complex(dtype):
         return int(value)  # eager converts the fill value to the result dtype (truncating)
     return value
 
 
-@lowers(aten.full.default)
+def _full_of(sizes: Sequence[b.Size], value, dtype: torch.dtype) -> ir.Value:
+    """`builders.full` for any dtype: a complex fill value (or a real one, imaginary part 0)."""
+    return linalg.fill(cx.scalar_operand(value, dtype), outs=[b.empty(sizes, dtype)])
+
+
+@lowers(aten.full.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _full(ctx, size, fill_value, dtype=None, layout=None, device=None, pin_memory=None):
     out = ctx.out_spec
-    return b.full(_result_sizes(ctx, size), _fill_value(ctx, fill_value, out.dtype), out.dtype)
+    return _full_of(_result_sizes(ctx, size), _fill_value(ctx, fill_value, out.dtype), out.dtype)
 
 
-@lowers(aten.full_like.default)
+@lowers(aten.full_like.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _full_like(ctx, x, fill_value, dtype=None, layout=None, device=None, pin_memory=None,
                memory_format=None):
     out = ctx.out_spec
-    return b.full(b.sizes_of(x), _fill_value(ctx, fill_value, out.dtype), out.dtype)
+    return _full_of(b.sizes_of(x), _fill_value(ctx, fill_value, out.dtype), out.dtype)
 
 
-@lowers(aten.scalar_tensor.default)
+@lowers(aten.scalar_tensor.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _scalar_tensor(ctx, s, dtype=None, layout=None, device=None, pin_memory=None):
     out = ctx.out_spec
-    return b.full([], _fill_value(ctx, s, out.dtype), out.dtype)
+    return _full_of([], _fill_value(ctx, s, out.dtype), out.dtype)
 
 
 # ----- empty family ---------------------------------------------------------------------------------
@@ -124,36 +131,40 @@ def _empty_result(ctx: LoweringContext, size) -> ir.Value:
     return b.empty(sizes, ctx.out_spec.dtype)
 
 
-@lowers(aten.empty.memory_format)
+@lowers(aten.empty.memory_format, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _empty(ctx, size, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
     return _empty_result(ctx, size)
 
 
-@lowers(aten.empty_strided.default)
+@lowers(aten.empty_strided.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _empty_strided(ctx, size, stride, dtype=None, layout=None, device=None, pin_memory=None):
     # Our results are always dense row-major; the requested strides only matter to views of
     # the result, which a functional graph expresses as ops on values.
     return _empty_result(ctx, size)
 
 
-@lowers(aten.empty_permuted.default)
+@lowers(aten.empty_permuted.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _empty_permuted(ctx, size, physical_layout, dtype=None, layout=None, device=None,
                     pin_memory=None):
     return _empty_result(ctx, size)
 
 
 # ----- copy -----------------------------------------------------------------------------------------
-@lowers(aten.copy.default)
+@lowers(aten.copy.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def _copy(ctx, template, src, non_blocking=False):
     """The template's shape and dtype filled with `src` (broadcast and converted), i.e. what
     `template.copy_(src)` leaves in the template."""
     src_dtype = ctx.in_specs[1].dtype
+    if cx.is_complex(src_dtype) or cx.is_complex(ctx.out_spec.dtype):
+        ctx.require(all(d is not None for d in ctx.out_spec.shape),
+                    "copy to or from a complex tensor with dynamic dims")
+        return cx.elementwise([src], [src_dtype], ctx.out_spec, lambda v: v, [src_dtype])
     return b.elementwise([src], [src_dtype], ctx.out_spec, lambda v: v, compute_dtype=src_dtype,
                          sizes=b.sizes_of(template))
 
 
 # ----- as_strided -------------------------------------------------------------------------------------
-@lowers(aten.as_strided.default)
+@lowers(aten.as_strided.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _as_strided(ctx, x, size, stride, storage_offset=None):
     """Reads the operand as a dense row-major buffer starting at its first element: exact for

@@ -18,6 +18,7 @@ import torch
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
+from ..types import SUPPORTED_AND_COMPLEX_DTYPES
 from . import builders as b
 from .registry import LoweringContext, lowers
 from .shape import bool_as_bytes
@@ -85,7 +86,7 @@ def _embedding(ctx, weight, indices, padding_idx=-1, scale_grad_by_freq=False, s
                           lambda e, iv: [_position(e[0], w_sizes[0], False), iv[-1]])
 
 
-@lowers(aten.index_select.default)
+@lowers(aten.index_select.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _index_select(ctx, x, dim, index):
     _check_index(ctx, 2)
@@ -111,7 +112,7 @@ def _index_select(ctx, x, dim, index):
     return gather_generic(x, out_sizes, ctx.out_spec.dtype, [(index, index_map)], position)
 
 
-@lowers(aten.gather.default)
+@lowers(aten.gather.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _gather(ctx, x, dim, index, sparse_grad=False):
     _check_index(ctx, 2)
@@ -147,7 +148,7 @@ def _broadcast_shape(shapes: Sequence[Sequence[Optional[int]]]) -> list[Optional
     return out
 
 
-@lowers(aten.index.Tensor)
+@lowers(aten.index.Tensor, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def _index(ctx, x, indices):
     shape = list(ctx.in_specs[0].shape)

@@ -7,6 +7,8 @@ Semantics follow eager's CPU kernels:
 - accumulator dtype: integer/bool sums and products are computed in the result dtype (int64
   unless `dtype=` says otherwise, from `ctx.out_spec`); float16/bfloat16 accumulate in float32
   and round once; float32/float64 accumulate in their own dtype;
+- complex sum/mean/prod accumulate with `complex.add`/`complex.mul` in their own dtype (complex32
+  in complex64); mean divides each part by the real element count;
 - an empty dim list (or None) reduces every dim, except for `any.dims` where it reduces none;
 - a size-0 reduced dim gives the identity (0 for sum, 1 for prod, False for any) and NaN for
   mean and var (0/0);
@@ -24,10 +26,11 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from mlir import ir
-from mlir.dialects import arith, linalg, math as math_d
+from mlir.dialects import arith, complex as complex_d, linalg, math as math_d
 
-from ..types import FLOAT_DTYPES, SUPPORTED_DTYPES, TensorSpec
+from ..types import FLOAT_DTYPES, SUPPORTED_AND_COMPLEX_DTYPES, SUPPORTED_DTYPES, TensorSpec
 from . import builders as b
+from . import complex as cx
 from .registry import LoweringContext, lowers
 
 aten = torch.ops.aten
@@ -38,6 +41,8 @@ NUMERIC = tuple(d for d in SUPPORTED_DTYPES if d != torch.bool)
 # ----- shared helpers ---------------------------------------------------------------------------
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype eager's CPU reduction kernels accumulate `dtype` results in."""
+    if dtype == torch.complex32:
+        return torch.complex64
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
@@ -77,7 +82,8 @@ def reduce_generic(inputs: Sequence[ir.Value], rank: int, dims: Sequence[int], s
     # Bool accumulators live in i8 buffers (the pipeline cannot lower i1 temporaries); the body
     # still sees and yields i1, and the results are i1 tensors again.
     stored = [torch.uint8 if dtype == torch.bool else dtype for _, dtype in inits]
-    accs = [b.full([sizes[i] for i in kept], value, dt) for (value, _), dt in zip(inits, stored)]
+    accs = [linalg.fill(cx.scalar_operand(value, dt), outs=[b.empty([sizes[i] for i in kept], dt)])
+            for (value, _), dt in zip(inits, stored)]
     in_maps = [b.identity_map(rank) if ir.RankedTensorType(v.type).rank == rank else kept_map(rank, dims)
                for v in inputs]
     maps = in_maps + [kept_map(rank, dims)] * len(accs)
@@ -85,19 +91,19 @@ def reduce_generic(inputs: Sequence[ir.Value], rank: int, dims: Sequence[int], s
     n = len(inputs)
 
     def wrapped(*xs):
-        acc_elems = [b.convert(a, st, dt) for a, st, (_, dt) in zip(xs[n:], stored, inits)]
+        acc_elems = [cx.convert(a, st, dt) for a, st, (_, dt) in zip(xs[n:], stored, inits)]
         new = list(body(*xs[:n], *acc_elems))
-        return [b.convert(v, dt, st) for v, st, (_, dt) in zip(new, stored, inits)]
+        return [cx.convert(v, dt, st) for v, st, (_, dt) in zip(new, stored, inits)]
 
     result = b.generic(list(inputs), accs, maps, iterators, wrapped)
     results = result if isinstance(result, list) else [result]
-    return [b.cast_tensor(r, st, dt) for r, st, (_, dt) in zip(results, stored, inits)]
+    return [cx.cast_tensor(r, st, dt) for r, st, (_, dt) in zip(results, stored, inits)]
 
 
 def finish(value: ir.Value, src: torch.dtype, dst: torch.dtype, dims: Sequence[int], rank: int,
            keepdim: bool) -> ir.Value:
     """Convert an accumulator to the result dtype and re-insert the reduced dims if keepdim."""
-    value = b.cast_tensor(value, src, dst)
+    value = cx.cast_tensor(value, src, dst)
     if keepdim and dims:
         value = b.expand_dims(value, dims, rank)
     return value
@@ -120,6 +126,8 @@ def element_count(sizes: Sequence[b.Size], dims: Sequence[int], dtype: torch.dty
 
 
 def add(dtype: torch.dtype, x: ir.Value, y: ir.Value) -> ir.Value:
+    if cx.is_complex(dtype):
+        return complex_d.AddOp(x, y).result
     if b.is_float(dtype):
         return arith.AddFOp(x, y).result
     if dtype == torch.bool:  # a bool accumulator saturates (C++ bool arithmetic)
@@ -128,6 +136,8 @@ def add(dtype: torch.dtype, x: ir.Value, y: ir.Value) -> ir.Value:
 
 
 def mul(dtype: torch.dtype, x: ir.Value, y: ir.Value) -> ir.Value:
+    if cx.is_complex(dtype):
+        return complex_d.MulOp(x, y).result
     if b.is_float(dtype):
         return arith.MulFOp(x, y).result
     if dtype == torch.bool:
@@ -137,7 +147,7 @@ def mul(dtype: torch.dtype, x: ir.Value, y: ir.Value) -> ir.Value:
 
 def _load(x: ir.Value, src: torch.dtype, out: torch.dtype, acc: torch.dtype) -> ir.Value:
     # `dtype=` casts the input to the result dtype first (x.to(dtype).sum()), then accumulates.
-    return b.convert(b.convert(x, src, out), out, acc)
+    return cx.convert(cx.convert(x, src, out), out, acc)
 
 
 def _fold(ctx: LoweringContext, x: ir.Value, dim, keepdim: bool, identity, combine) -> ir.Value:
@@ -179,17 +189,17 @@ def hash_tensor(ctx, x, dim=(), keepdim=False, mode=0):
 
 
 # ----- sum, mean, prod --------------------------------------------------------------------------
-@lowers(aten.sum.dim_IntList)
+@lowers(aten.sum.dim_IntList, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def sum_dim(ctx, x, dim, keepdim=False, dtype=None):
     return _fold(ctx, x, dim, keepdim, 0, add)
 
 
-@lowers(aten.prod.default)
+@lowers(aten.prod.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def prod(ctx, x, dtype=None):
     return _fold(ctx, x, None, False, 1, mul)
 
 
-@lowers(aten.prod.dim_int)
+@lowers(aten.prod.dim_int, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def prod_dim(ctx, x, dim, keepdim=False, dtype=None):
     return _fold(ctx, x, dim, keepdim, 1, mul)
 
@@ -198,27 +208,34 @@ def _mean(ctx: LoweringContext, x: ir.Value, dim, keepdim: bool) -> ir.Value:
     # Eager (CPU): float32 sum for half types, divide, round once. Integer inputs only reach
     # here with a float `dtype=`.
     src, out = ctx.in_specs[0].dtype, ctx.out_spec.dtype
-    ctx.require(b.is_float(out), f"mean needs a floating result dtype, got {out}")
+    ctx.require(b.is_float(out) or cx.is_complex(out), f"mean needs a floating or complex result dtype, got {out}")
     acc = accumulator_dtype(out)
     sizes = b.sizes_of(x)
     rank = len(sizes)
     dims = reduced_dims(ctx, dim, rank)
     (total,) = reduce_generic([x], rank, dims, sizes, [(0, acc)],
-                              lambda e, a: [arith.AddFOp(_load(e, src, out, acc), a).result])
+                              lambda e, a: [add(acc, _load(e, src, out, acc), a)])
+    spec = TensorSpec(tuple(b.static_shape(total)), out)
+    if cx.is_complex(acc):
+        # Each part divided by the (real) count, as eager divides by a real scalar.
+        part = cx.part_dtype(acc)
+        n = element_count(sizes, dims, part)
+        mean = cx.elementwise([total], [acc], spec, lambda s: cx.make(
+            arith.DivFOp(cx.real_part(s), n).result, arith.DivFOp(cx.imag_part(s), n).result, acc), [acc])
+        return finish(mean, out, out, dims, rank, keepdim)
     count = element_count(sizes, dims, acc)
     kept = [sizes[i] for i in range(rank) if i not in dims]
-    spec = TensorSpec(tuple(b.static_shape(total)), out)
     mean = b.elementwise([total], [acc], spec, lambda s: arith.DivFOp(s, count).result,
                          compute_dtype=acc, sizes=kept)
     return finish(mean, out, out, dims, rank, keepdim)
 
 
-@lowers(aten.mean.default)
+@lowers(aten.mean.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def mean(ctx, x, dtype=None):
     return _mean(ctx, x, None, False)
 
 
-@lowers(aten.mean.dim)
+@lowers(aten.mean.dim, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 def mean_dim(ctx, x, dim, keepdim=False, dtype=None):
     return _mean(ctx, x, dim, keepdim)
 
