@@ -380,3 +380,16 @@ def test_complex32_layout():
         warnings.simplefilter("ignore", UserWarning)  # "ComplexHalf support is experimental"
         h = _complex((4, 6), torch.complex32)
     check_close(lambda t: (t[1:].flip(0), torch.cat([t, t], 0), t.permute(1, 0) * 2), h, atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("diagonal", lambda x: torch.diagonal(x, 1) * 2),
+    ("trace", lambda x: torch.trace(x)),
+    ("unfold", lambda x: x.unfold(1, 2, 1) + 1),
+    ("slice_scatter", lambda x: torch.slice_scatter(x, torch.ones(4, 2, dtype=x.dtype), 1, 1, 3)),
+    ("circular_pad", lambda x: torch.nn.functional.pad(x[None], (1, 1), mode="circular")),
+])
+def test_diagonal_unfold_slice_scatter_of_complex(name, fn):
+    g = torch.Generator().manual_seed(7)
+    x = torch.complex(torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g))
+    torch.testing.assert_close(compile_fn(fn)(x), fn(x), atol=1e-6, rtol=1e-6)

@@ -14,6 +14,7 @@ import torch
 from mlir import ir
 from mlir.dialects import arith
 
+from ..types import SUPPORTED_AND_COMPLEX_DTYPES
 from . import builders as b
 from .indexing import gather_generic
 from .registry import lowers
@@ -27,7 +28,7 @@ def assert_async(ctx, condition, message=None):
     return [None]  # its one result is `!torch.none`
 
 
-@lowers(aten.diagonal.default)
+@lowers(aten.diagonal.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def diagonal(ctx, x, offset=0, dim1=0, dim2=1):
     rank = ctx.in_specs[0].rank
@@ -53,7 +54,7 @@ def diagonal(ctx, x, offset=0, dim1=0, dim2=1):
     return gather_generic(x, [sizes[d] for d in rest] + [length], ctx.out_spec.dtype, [], position)
 
 
-@lowers(aten.unfold.default)
+@lowers(aten.unfold.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def unfold(ctx, x, dimension, size, step):
     rank = ctx.in_specs[0].rank

@@ -31,6 +31,7 @@ import torch
 from mlir import ir
 from mlir.dialects import arith, bufferization, linalg, scf, tensor
 
+from ..types import SUPPORTED_AND_COMPLEX_DTYPES
 from . import builders as b
 from .registry import LoweringContext, lowers
 from .shape import _mixed, _norm_dim, _slice_bounds, bool_as_bytes
@@ -263,7 +264,7 @@ def masked_scatter(ctx, x, mask, source):
     return b.expand_shape(result, b.tensor_type(ctx.out_spec), flat, list(shape))
 
 
-@lowers(aten.slice_scatter.default)
+@lowers(aten.slice_scatter.default, dtypes=SUPPORTED_AND_COMPLEX_DTYPES)
 @bool_as_bytes
 def slice_scatter(ctx, x, src, dim=0, start=None, end=None, step=1):
     """x with x[..., start:end:step, ...] (along `dim`) replaced by src."""
