@@ -183,3 +183,9 @@ def test_integer_pow_follows_eagers_powi(dtype):
     exponent = exponent.to(dtype) if dtype != torch.bool else exponent
     check(lambda x, e: (torch.pow(x, e), torch.pow(x, 3), torch.pow(-1, e) if dtype != torch.uint8 else torch.pow(2, e)),
           base, exponent, name="aten.pow.Tensor_Tensor", atol=0, rtol=0)
+
+
+def test_sign_and_sgn_of_bool_are_the_identity():
+    x = torch.tensor([True, False, True, False])
+    check(lambda x: torch.sign(x), x)
+    check(lambda x: torch.sgn(x), x)

@@ -375,6 +375,8 @@ register_pointwise(aten.abs.default, _abs, dtypes=NUMERIC)
 
 
 def _sign(dt, x):
+    if dt == torch.bool:
+        return x  # eager: sign(True) is True, sign(False) is False
     zero = b.constant(0, dt)
     if b.is_float(dt):
         pos = b.convert(arith.CmpFOp(F.OGT, x, zero).result, torch.bool, dt)
@@ -387,7 +389,7 @@ def _sign(dt, x):
     return arith.SubIOp(pos, neg).result
 
 
-register_pointwise(aten.sign.default, _sign, dtypes=NUMERIC)
+register_pointwise(aten.sign.default, _sign, dtypes=SUPPORTED_DTYPES)
 
 
 def _integer_identity(op):
