@@ -238,13 +238,13 @@ def test_kernel_writes_a_graph_result_straight_into_its_output(tmp_path):
     assert "call @__tmb_extern_0" in after
 
 
-def test_lstm_module_runs_onednn_layer_inside_the_graph(monkeypatch):
+def test_lstm_module_runs_onednn_layer_inside_the_graph():
     # With Dynamo's allow_rnn, nn.LSTM reaches the backend as mkldnn_rnn_layer (inference).
-    monkeypatch.setattr(torch._dynamo.config, "allow_rnn", True)
+    # (config.patch, not monkeypatch: monkeypatch's undo deletes a config attribute.)
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(6, 8, num_layers=2, batch_first=True).eval()
     x = torch.randn(3, 5, 6)
-    with torch.no_grad():
+    with torch.no_grad(), torch._dynamo.config.patch(allow_rnn=True):
         got, (h, c) = compile_fn(lstm)(x)
         want, (h_ref, c_ref) = lstm(x)
     for a, b in ((got, want), (h, h_ref), (c, c_ref)):
