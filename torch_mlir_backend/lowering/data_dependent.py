@@ -523,11 +523,14 @@ def unique_dim(ctx: LoweringContext, x: ir.Value, dim, sorted=True, return_inver
     return _unique_sorted(ctx, x, True, True)
 
 
+def _flat_operand(ctx: LoweringContext, x: ir.Value):
+    """x flattened (bool as bytes), the dtype to work in, and its element count."""
+    src, work = _bytes(x, ctx.in_specs[0].dtype)
+    return _flat(src), work, _numel_of(src)
+
+
 def _unique_sorted(ctx: LoweringContext, x: ir.Value, return_inverse: bool, return_counts: bool):
-    dtype = ctx.in_specs[0].dtype
-    src, work = _bytes(x, dtype)
-    flat = _flat(src)
-    n = _numel_of(src)
+    flat, work, n = _flat_operand(ctx, x)
     if n == 0:
         return _empty_unique(ctx, x, return_inverse)
     # Equal values need no particular order here: eager's std::sort replay is O(n log n) for a
@@ -546,10 +549,7 @@ def unique_consecutive(ctx: LoweringContext, x: ir.Value, return_inverse=False, 
         ctx.require(isinstance(flag, bool), f"{name} must be a compile-time bool")
     if dim is not None:
         return _unique_consecutive_slices(ctx, x, ctx.static_int(dim, "dim"), return_inverse, return_counts)
-    dtype = ctx.in_specs[0].dtype
-    src, work = _bytes(x, dtype)
-    flat = _flat(src)
-    n = _numel_of(src)
+    flat, work, n = _flat_operand(ctx, x)
     if n == 0:
         return _empty_unique(ctx, x, return_inverse)
     firsts, groups, counts, count = _runs(flat, work, n)
