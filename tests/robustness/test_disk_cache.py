@@ -257,3 +257,30 @@ def test_several_graphs_loaded_from_disk_in_one_process_each_run_their_own_code(
     assert (result["hits"], result["stores"]) == (3, 3), result
     assert max(result["errors"]) == 0.0, result
     assert not [n for n in os.listdir(tmp_path / "cache") if n.startswith(".load-")]
+
+
+def test_lowering_warnings_are_replayed_on_memory_and_disk_hits(tmp_path):
+    # The lowering warns on a complex -> real cast, as eager does. A hit skips the lowering,
+    # so the warning is stored with the graph and its entry; every compile must warn the same.
+    result, _ = run_in_child("""
+        import warnings, torch
+        from torch_mlir_backend.runtime import clear_cache
+        from torch_mlir_backend.runtime.disk_cache import default_disk_cache
+        z = torch.tensor([1 + 2j, -3 + 0.5j], dtype=torch.complex64)
+        seen, errors = [], []
+        for phase in ("fresh", "memory hit", "disk hit"):
+            torch._dynamo.reset()
+            if phase == "disk hit":
+                clear_cache()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                got = torch.compile(lambda t: t.to(torch.float32), backend="torch_mlir")(z)
+            seen.append([str(w.message) for w in caught if "imaginary part" in str(w.message)])
+            errors.append((got - z.real).abs().max().item())
+        cache = default_disk_cache()
+        print(json.dumps({"seen": seen, "errors": errors, "hits": cache.hits, "stores": cache.stores}))
+    """, env={disk_cache.ENV_CACHE_DIR: str(tmp_path / "cache")})
+    assert (result["hits"], result["stores"]) == (1, 1), result
+    assert max(result["errors"]) == 0.0, result
+    assert all(len(messages) == 1 for messages in result["seen"]), result
+    assert "torch.complex64 -> torch.float32" in result["seen"][2][0], result

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Future
@@ -267,11 +268,20 @@ def compile_torch_graph(
                       arg_specs, result_specs, options, layouts, pipeline)
 
     def compile_fresh(on_engine=None) -> CompiledGraph:
-        module = parse_module(lower(), new_context())
-        return compile_owned_module(module, arg_specs, result_specs, options, arg_layouts=layouts,
-                                    result_shapes=result_shapes, pipeline=pipeline, on_engine=on_engine)
+        # The lowering's warnings are kept with the graph (and its disk entry) and replayed on
+        # every request below, so a cache hit warns as a fresh compile does.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = parse_module(lower(), new_context())
+        notes = tuple(dict.fromkeys(disk_cache.CompileNote.of(w) for w in caught))
+        graph = compile_owned_module(
+            module, arg_specs, result_specs, options, arg_layouts=layouts, result_shapes=result_shapes,
+            pipeline=pipeline,
+            on_engine=None if on_engine is None else lambda engine, libs: on_engine(engine, libs, notes))
+        graph.compile_notes = notes
+        return graph
 
-    return (cache if cache is not None else _CACHE).get_or_compile(
+    graph = (cache if cache is not None else _CACHE).get_or_compile(
         key,
         lambda: disk_cache.load_or_compile(
             key,
@@ -281,6 +291,9 @@ def compile_torch_graph(
         ),
         owner,
     )
+    for note in graph.compile_notes:
+        note.replay(stacklevel=2)
+    return graph
 
 
 def default_cache() -> CompileCache:

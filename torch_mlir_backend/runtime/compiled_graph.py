@@ -90,6 +90,7 @@ class CompiledGraph:
         self.result_shapes = result_shapes
         self.pipeline_result = pipeline_result
         self.jit_seconds = jit_seconds
+        self.compile_notes: tuple = ()  # warnings of the compilation, replayed on cache hits (cache.py)
         self._engine = engine
         self._keep_alive = keep_alive  # the MLIR context/module the engine was made from
         self._llvm_module_text = llvm_module_text

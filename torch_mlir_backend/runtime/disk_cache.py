@@ -47,7 +47,7 @@ import subprocess
 import tempfile
 import threading
 import warnings
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 ENV_CACHE_DIR = "TORCH_MLIR_BACKEND_CACHE_DIR"
 ENV_DISABLE = "TORCH_MLIR_BACKEND_DISABLE_DISK_CACHE"
@@ -62,6 +62,31 @@ LOCK_FILE = ".lock"
 # functions, the OpenMP runtime for parallel loops).
 ALLOWED_NEEDED = frozenset({"libc.so.6", "libm.so.6", "libiomp5.so"})
 PACKED_PREFIX = "_mlir__mlir_ciface_"  # the packed `void(void**)` wrapper the runtime calls
+
+
+class CompileNote(NamedTuple):
+    """A warning the compilation raised (for instance the lowering's "Casting complex values to
+    real discards the imaginary part"). Stored with the compiled graph, in memory and on disk, so
+    a cache hit warns as the compilation did (`replay`)."""
+
+    category: str  # the warning class's name
+    message: str
+
+    @classmethod
+    def of(cls, caught: "warnings.WarningMessage") -> "CompileNote":
+        return cls(caught.category.__name__, str(caught.message))
+
+    def replay(self, stacklevel: int = 2) -> None:
+        warnings.warn(self.message, _warning_category(self.category), stacklevel=stacklevel + 1)
+
+
+def _warning_category(name: str) -> type:
+    """A builtin warning class by name (only those: an entry never names code to run), else
+    UserWarning."""
+    import builtins
+
+    found = getattr(builtins, name, None)
+    return found if isinstance(found, type) and issubclass(found, Warning) else UserWarning
 
 
 class DiskCacheWarning(UserWarning):
@@ -153,14 +178,20 @@ def entry_key(compile_key: str) -> str:
 # -- entries -----------------------------------------------------------------------------------
 
 
-def encode_entry(key: str, payload: bytes) -> bytes:
+def encode_entry(key: str, payload: bytes, notes: Sequence[CompileNote] = ()) -> bytes:
     header = {"format": FORMAT, "key": key, "size": len(payload),
-              "sha256": hashlib.sha256(payload).hexdigest()}
+              "sha256": hashlib.sha256(payload).hexdigest(),
+              "notes": [[n.category, n.message] for n in notes]}
     return MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
 
 
 def decode_entry(key: str, data: bytes) -> bytes:
     """The verified payload of an entry, or InvalidEntry saying what is wrong."""
+    return decode_entry_and_notes(key, data)[0]
+
+
+def decode_entry_and_notes(key: str, data: bytes) -> Tuple[bytes, Tuple[CompileNote, ...]]:
+    """The verified payload of an entry and the compile notes stored with it."""
     if not data.startswith(MAGIC):
         raise InvalidEntry("not a torch_mlir_backend cache entry (bad magic)")
     end = data.find(b"\n", len(MAGIC))
@@ -180,7 +211,11 @@ def decode_entry(key: str, data: bytes) -> bytes:
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise InvalidEntry("checksum mismatch (corrupt)")
     check_shared_object(payload)
-    return payload
+    notes = header.get("notes", [])
+    if not (isinstance(notes, list) and all(isinstance(n, list) and len(n) == 2
+                                           and all(isinstance(p, str) for p in n) for n in notes)):
+        raise InvalidEntry("unreadable compile notes")
+    return payload, tuple(CompileNote(c, m) for c, m in notes)
 
 
 _ELF_MACHINES = {"x86_64": 62, "aarch64": 183, "ppc64le": 21, "riscv64": 243}
@@ -337,7 +372,9 @@ class DiskCache:
             _warn_once(path, f"cannot read {path} ({e}); compiling instead")
             return None
         try:
-            engine = SharedObjectEngine(decode_entry(key, data), self.directory)
+            payload, notes = decode_entry_and_notes(key, data)
+            engine = SharedObjectEngine(payload, self.directory)
+            engine.notes = notes
         except (InvalidEntry, OSError) as e:
             self.rejected += 1
             _warn_once(path, f"ignoring entry {path}: {e}; it is recompiled and replaced, never executed")
@@ -349,7 +386,7 @@ class DiskCache:
         self.hits += 1
         return engine
 
-    def store_from_engine(self, key: str, engine, shared_libs=()) -> None:
+    def store_from_engine(self, key: str, engine, shared_libs=(), notes: Sequence[CompileNote] = ()) -> None:
         """Write `engine`'s object code as an entry. Must run before the engine's first lookup
         (then dumping costs no second code generation). Failures warn once; never raise."""
         try:
@@ -361,18 +398,18 @@ class DiskCache:
                 with open(so, "rb") as f:
                     payload = f.read()
             check_shared_object(payload)
-            self.store(key, payload)
+            self.store(key, payload, notes)
         except (OSError, InvalidEntry, RuntimeError, subprocess.SubprocessError) as e:
             _warn_once(f"store:{self.directory}:{type(e).__name__}",
                        f"cannot write to {self.directory}: {e}")
 
-    def store(self, key: str, payload: bytes) -> None:
+    def store(self, key: str, payload: bytes, notes: Sequence[CompileNote] = ()) -> None:
         self._ensure_directory()
         with self._locked():
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=ENTRY_SUFFIX)  # 0600
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(encode_entry(key, payload))
+                    f.write(encode_entry(key, payload, notes))
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, self.path(key))
@@ -452,13 +489,16 @@ def default_disk_cache() -> Optional[DiskCache]:
 
 
 def load_or_compile(compile_key: str, build_graph: Callable, compile_fn: Callable):
-    """`build_graph(engine)` on a cached entry's engine, else `compile_fn(on_engine)` where
-    `on_engine(engine, shared_libs)` stores the fresh engine's code before its first lookup."""
+    """`build_graph(engine)` on a cached entry's engine (its `compile_notes` are the entry's),
+    else `compile_fn(on_engine)` where `on_engine(engine, shared_libs, notes)` stores the fresh
+    engine's code and the compilation's notes before the engine's first lookup."""
     cache = default_disk_cache()
     if cache is None:
         return compile_fn(None)
     key = entry_key(compile_key)
     engine = cache.load(key)
     if engine is not None:
-        return build_graph(engine)
-    return compile_fn(lambda engine, shared_libs=(): cache.store_from_engine(key, engine, shared_libs))
+        graph = build_graph(engine)
+        graph.compile_notes = engine.notes
+        return graph
+    return compile_fn(lambda engine, shared_libs=(), notes=(): cache.store_from_engine(key, engine, shared_libs, notes))
