@@ -55,6 +55,34 @@ def test_max_pool2d_dtypes(case, dtype):
     _check(max_pool2d, make_input(shape, dtype, -5, 5), case)
 
 
+@pytest.mark.parametrize("case", list(MAX2D))
+@pytest.mark.parametrize("dtype", ALL_MAX_DTYPES)
+def test_max_pool2d_values_only(case, dtype):
+    # Nobody reads the indices (inference): the rule computes a plain max over padded windows.
+    shape, k, s, p, d, ceil = MAX2D[case]
+
+    def max_pool2d(x):
+        return F.max_pool2d(x, k, s, p, d, ceil_mode=ceil)
+
+    _check(max_pool2d, make_input(shape, dtype, -5, 5), case)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int8, torch.uint8])
+def test_max_pool_values_only_special_values(dtype):
+    # NaN wins, a window of the dtype's lowest value (or -inf) gives it back, 3-D too.
+    x = make_input((2, 2, 6, 8, 8), torch.int64, -2, 2, seed=4).to(dtype)
+    if dtype.is_floating_point:
+        x[0, 0, 0, 1, 1] = float("nan")
+        x[0, 1, :, 0:4, 0:4] = float("-inf")
+    else:
+        x[0, 1, :, 0:4, 0:4] = torch.iinfo(dtype).min
+
+    def pools(x):
+        return F.max_pool3d(x, 3, 2, 1, ceil_mode=True), F.max_pool2d(x[0], 3, 2, 1) + 0
+
+    _check(pools, x, "max_pool_values_special")
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_max_pool2d_nan_inf_and_ties(dtype):
     # Small integers give many ties (the first maximum wins); NaN wins over numbers (the last NaN

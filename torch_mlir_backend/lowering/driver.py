@@ -293,6 +293,8 @@ class FunctionLowering:
         else:
             out_specs = [torch_type_spec(r.type) for r in op.results]
         ctx = LoweringContext(op_name, rule.target, in_specs, out_specs, location, self.state)
+        if not list_result:
+            ctx.results_used = [any(True for _ in r.uses) for r in op.results]
         found = _LOC_NAME_RE.match(str(location)) if self.symbolic_shapes or self.data_dependent else None
         if self.symbolic_shapes:
             ctx.symbolic_in, ctx.symbolic_out = self.symbolic_shapes.get(found.group(1) if found else "", (None, None))

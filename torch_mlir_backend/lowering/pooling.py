@@ -221,6 +221,10 @@ def _max_pool(ctx, x, nd, kernel, stride, padding, dilation, ceil_mode):
     if empty is not None:
         return empty
     padded = pool.padded(x, b.lowest(dtype), dtype)
+    if not ctx.result_used(1):
+        # Inference reads the values only: a plain max over the padded windows (the padding is
+        # the dtype's lowest value, so it never wins; NaN propagates as in eager).
+        return _max_values(padded, dtype, pool), None
 
     def coord(i, o, k):
         c = _isub(_iadd(_imul(o, _idx(pool.stride[i])), _imul(k, _idx(pool.dilation[i]))), _idx(pool.padding[i]))
@@ -229,6 +233,21 @@ def _max_pool(ctx, x, nd, kernel, stride, padding, dilation, ceil_mode):
 
     return _max_with_index(padded, dtype, pool.lead, pool.lead_sizes, pool.in_spatial, pool.out_spatial,
                            pool.kernel, pool.window_exprs(), coord)
+
+
+def _max_values(padded: ir.Value, dtype: torch.dtype, pool: "_Pool") -> ir.Value:
+    init = b.full(list(pool.lead_sizes) + list(pool.out_spatial), b.lowest(dtype), dtype)
+
+    def body(xv, accs, outs, wins):
+        (acc,) = accs
+        if b.is_float(dtype):
+            better = _or(arith.CmpFOp(arith.CmpFPredicate.OGT, xv, acc).result,
+                         arith.CmpFOp(arith.CmpFPredicate.UNO, xv, xv).result)
+        else:
+            better = _icmp(arith.CmpIPredicate.ugt if b.is_unsigned(dtype) else arith.CmpIPredicate.sgt, xv, acc)
+        return [b.select(better, xv, acc)]
+
+    return _window_reduce(padded, pool.lead, pool.nd, pool.kernel, pool.window_exprs(), [init], body)
 
 
 @lowers(aten.max_pool2d_with_indices.default, dtypes=MAX_POOL_DTYPES)

@@ -88,6 +88,12 @@ class LoweringContext:
     # operand (None for others) and per result, so a rule can tell two `?` dims apart or equal.
     symbolic_in: Optional[list] = None
     symbolic_out: Optional[list] = None
+    # Per result: whether anything reads it (None: unknown), so a rule may skip a result nobody
+    # reads (max pooling's indices in inference).
+    results_used: Optional[list] = None
+
+    def result_used(self, index: int) -> bool:
+        return self.results_used is None or bool(self.results_used[index])
 
     def same_size(self, operand: int, dim: int, result: int, result_dim: int) -> bool:
         """Whether operand dim and result dim are provably the same size (same symbol)."""
