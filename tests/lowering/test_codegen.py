@@ -1,5 +1,5 @@
 """Code-generation stages (lowering/codegen.py): the BLAS contraction path and the generated
-loops it replaces give eager's answers; OpenMP loops appear only with several threads and enough
+loops it replaces give eager's answers; parallel loops (on torch's OpenMP team) appear only with several threads and enough
 work; exp/erf polynomials match eager over their whole range."""
 from __future__ import annotations
 
@@ -178,16 +178,22 @@ func.func @main(%a: tensor<{n}x{m}xf32>, %b: tensor<{n}x{m}xf32>) -> tensor<{n}x
 """
 
 
-def test_openmp_only_for_several_threads_and_enough_work():
+def test_parallel_loops_only_for_several_threads_and_enough_work():
     big, small = _ADD.format(n=256, m=512), _ADD.format(n=4, m=8)
-    assert "omp.parallel" in _module_after(big, "openmp", threads=2)
-    after = _module_after(small, "openmp", threads=2)
-    assert "omp.parallel" not in after and "scf.parallel" not in after
-    assert "openmp" not in default_pipeline(threads=1, fast=True).stage_names()
+    after = _module_after(big, "outline-parallel-loops", threads=2)
+    assert "call @__tmb_parallel_launch_0" in after and "func.func private @__tmb_parallel_body_0" in after
+    after = _module_after(small, "outline-parallel-loops", threads=2)
+    assert "__tmb_parallel" not in after and "scf.parallel" not in after
+    assert "outline-parallel-loops" not in default_pipeline(threads=1, fast=True).stage_names()
     assert "contractions-to-blas" not in default_pipeline(fast=False).stage_names()
     # one parallel dim per op: the inner dimension is a sequential (vectorizable) loop
     after = _module_after(big, "serialize-small-parallel-loops", threads=2)
     assert after.count("scf.parallel (%arg3) =") == 1 and "scf.for" in after
+    # the launcher calls torch's libgomp; the body's buffers keep their noalias
+    after = _module_after(big, "parallel-launchers", threads=2)
+    assert "llvm.call @GOMP_parallel" in after and "omp." not in after
+    body = next(line for line in after.splitlines() if "llvm.func @__tmb_parallel_body_0" in line)
+    assert body.count("llvm.noalias") == 6  # allocated and aligned pointers of a, b and the result
 
 
 OPENMP_CHILD = """
@@ -209,32 +215,35 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_openmp_loops_compute_eager_results(threads):
-    # In a child process: OpenMP loops are opt-in (see codegen.ENV_OPENMP) and an abort of the
-    # OpenMP runtime must show its stderr here instead of taking the test worker down.
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_parallel_loops_compute_eager_results(threads):
+    # In a child process, so that a crash shows its stderr here instead of taking the worker
+    # down; 3 threads: shares of unequal size (256 rows).
     import os
     import subprocess
     import sys
 
     code = OPENMP_CHILD.format(tests=os.path.dirname(__file__) + "/..", text=_ADD.format(n=256, m=512),
                                threads=threads)
-    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", f"import torch; torch.set_num_threads({threads})\n" + code],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), \
         f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
 
 
-def test_openmp_is_opt_in(monkeypatch):
+def test_parallel_loops_follow_torch_threads(monkeypatch):
     monkeypatch.delenv(codegen.ENV_OPENMP, raising=False)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert codegen.default_threads() == 1
-        assert "openmp" not in default_pipeline(fast=True).stage_names()
-        monkeypatch.setenv(codegen.ENV_OPENMP, "1")
         assert codegen.default_threads() == 2
-        assert "openmp" in default_pipeline(fast=True).stage_names()
+        assert "outline-parallel-loops" in default_pipeline(fast=True).stage_names()
+        monkeypatch.setenv(codegen.ENV_OPENMP, "0")
+        assert codegen.default_threads() == 1
+        assert "outline-parallel-loops" not in default_pipeline(fast=True).stage_names()
+        torch.set_num_threads(1)
+        monkeypatch.delenv(codegen.ENV_OPENMP)
+        assert codegen.default_threads() == 1
     finally:
         torch.set_num_threads(before)
 
@@ -309,3 +318,44 @@ def test_malloc_keeps_freed_temporaries_unless_told_not_to(env, expect):
     out = subprocess.run([sys.executable, "-c", code], env={**environment, **env}, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out[-1] == str(expect)
+
+
+_SCALE_ROWS = """
+func.func @main(%a: tensor<256x512xf32>, %s: tensor<f32>, %rows: tensor<256xf32>) -> tensor<256x512xf32> {
+  %v = tensor.extract %s[] : tensor<f32>
+  %init = tensor.empty() : tensor<256x512xf32>
+  %c = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i)>, affine_map<(i, j) -> (i, j)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%a, %rows : tensor<256x512xf32>, tensor<256xf32>) outs(%init : tensor<256x512xf32>) {
+  ^bb0(%x: f32, %r: f32, %o: f32):
+    %i = linalg.index 0 : index
+    %ii = arith.index_cast %i : index to i64
+    %fi = arith.sitofp %ii : i64 to f32
+    %m = arith.mulf %x, %v : f32
+    %p = arith.addf %m, %r : f32
+    %q = arith.addf %p, %fi : f32
+    linalg.yield %q : f32
+  } -> tensor<256x512xf32>
+  return %c : tensor<256x512xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_parallel_loop_bodies_get_scalars_broadcasts_and_row_indices(threads):
+    # The outlined body receives a scalar computed outside the loop, a broadcast operand and the
+    # loop index of its own share of rows; with 3 threads the shares differ in size.
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        specs = [TensorSpec((256, 512), F32), TensorSpec((), F32), TensorSpec((256,), F32)]
+        graph = build_compiled_graph(_SCALE_ROWS, specs, [TensorSpec((256, 512), F32)],
+                                     pipeline=default_pipeline(threads=threads, fast=True))
+        a, s, rows = make_input((256, 512), F32, seed=1), torch.tensor(1.5), make_input((256,), F32, seed=2)
+        (got,) = graph(a, s, rows)
+        want = a * s + rows[:, None] + torch.arange(256, dtype=F32)[:, None]
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-6)
+    finally:
+        torch.set_num_threads(before)
+    text = _module_after(_SCALE_ROWS, "outline-parallel-loops", threads=threads)
+    assert "call @__tmb_parallel_launch_0" in text

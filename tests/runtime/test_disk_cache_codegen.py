@@ -1,6 +1,6 @@
 """Graphs of the default (fast) code generation stored in the on-disk cache and loaded by a fresh
 process: contractions that call torch's BLAS (`sgemm_`, resolved from libtorch_cpu when the
-cached shared object is loaded) and loops that run on OpenMP threads (libiomp5). Each run is a
+cached shared object is loaded) and loops that run on torch's OpenMP threads (libgomp). Each run is a
 child process, so the warm run really loads machine code written by another process."""
 import glob
 import json
@@ -12,7 +12,7 @@ import textwrap
 from torch_mlir_backend.runtime import disk_cache
 
 # At 2 threads: an MLP whose linear layers call BLAS, and an elementwise graph of 64 x 1024
-# elements (above codegen.MIN_PARALLEL_WORK), whose loop nest becomes an OpenMP worksharing loop.
+# elements (above codegen.MIN_PARALLEL_WORK), whose loop nest is split over torch's OpenMP team.
 CHILD = """
 import json, torch
 from torch_mlir_backend.runtime import disk_cache
@@ -38,7 +38,7 @@ def _run(code: str, folder) -> dict:
     env = dict(os.environ, **{disk_cache.ENV_CACHE_DIR: str(folder)})
     env.pop(disk_cache.ENV_DISABLE, None)
     env.pop("TORCH_MLIR_BACKEND_CODEGEN", None)  # the default: fast code generation
-    env["TORCH_MLIR_BACKEND_OPENMP"] = "1"  # OpenMP loops are opt-in
+    env.pop("TORCH_MLIR_BACKEND_OPENMP", None)  # the default: parallel loops at 2 threads
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=300, env=env)
     assert proc.returncode == 0, f"child exited {proc.returncode}\n{proc.stderr[-3000:]}"
@@ -66,7 +66,7 @@ def test_blas_and_openmp_graphs_reload_in_a_fresh_process_at_two_threads(tmp_pat
     payloads = _payloads(folder)
     # Both kinds of code are really in the cache (otherwise this would test nothing).
     assert any(b"sgemm_" in p for p in payloads), "the cached MLP does not call BLAS"
-    assert any(b"libiomp5.so" in p and b"__kmpc_fork_call" in p for p in payloads), \
+    assert any(b"libgomp" in p and b"GOMP_parallel" in p for p in payloads), \
         "no cached graph runs OpenMP loops"
     assert (warm["hits"], warm["stores"], warm["rejected"]) == (2, 0, 0), warm
     for run in (cold, warm):

@@ -13,8 +13,9 @@ Owns what happens between bufferized linalg (memrefs) and the LLVM lowering:
 - `fuse_rows`: consecutive ops sharing their leading parallel dims (softmax's max, exp-and-sum
   and rescale; layer norm's statistics and normalization) run in one loop nest over those dims,
   each on the row's subviews, so a row is read from memory once and stays in L1.
-- `generate_loops(threads)`: linalg -> loops; the outermost parallel loop nest of each op becomes
-  an OpenMP worksharing loop when there are several threads and enough work, the rest sequential
+- `generate_loops(threads)`: linalg -> loops; the outermost parallel loop nest of each op is
+  split over torch's OpenMP team (lowering/parallel.py) when there are several threads and
+  enough work, the rest sequential
   `scf.for` loops that LLVM vectorizes for the host CPU (the ExecutionEngine compiles for the
   host: AVX-512 here).
 """
@@ -32,30 +33,21 @@ from torch_mlir_backend.errors import CompileError
 # These stages are default_pipeline()'s code generation; "loops" selects plain loops instead.
 ENV_CODEGEN = "TORCH_MLIR_BACKEND_CODEGEN"
 
-# Generated loops run on OpenMP threads (libiomp5) only when asked: two full-suite CI runs of
-# ~3000 tests each had a pytest worker abort (SIGABRT, no message from any library) inside a
-# JIT call that runs OpenMP loops, next to torch's own libgomp threads; no debug mode reproduced
-# it (write checks, glibc's malloc checker, stress of OpenMP graphs from several threads). Until
-# it is explained, loops are sequential by default; contractions still use torch's BLAS, which
-# follows torch.set_num_threads.
+# Generated loops run on torch's own OpenMP team (lowering/parallel.py) when torch uses several
+# threads; `0` keeps them sequential (contractions still use torch's BLAS, which follows
+# torch.set_num_threads either way).
 ENV_OPENMP = "TORCH_MLIR_BACKEND_OPENMP"
 
 
 def default_threads() -> int:
-    """OpenMP team size for generated loops: torch.get_num_threads() when $TORCH_MLIR_BACKEND_OPENMP
-    is 1, else 1 (sequential loops)."""
-    if os.environ.get(ENV_OPENMP, "0").strip().lower() not in ("1", "on", "true", "yes"):
+    """Threads generated loops are written for: torch.get_num_threads(), or 1 (sequential loops)
+    when $TORCH_MLIR_BACKEND_OPENMP is 0. At run time the team is the size torch.set_num_threads
+    set then."""
+    if os.environ.get(ENV_OPENMP, "1").strip().lower() in ("0", "off", "false", "no"):
         return 1
     import torch
 
     return torch.get_num_threads()
-
-# libiomp5 (our OpenMP loops) reads this when it starts: idle team threads sleep at once instead
-# of spinning for 200 ms, which on a 2-core machine starves torch's own (libgomp/MKL) threads
-# running between our graphs. Set when this module is imported, as early as we can: set only
-# when a 2-thread pipeline was built, a benchmark that ran 1 thread first still had 200 ms
-# spins (causal SDPA at 2 threads: 511 ms a call instead of 3).
-os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 # torch's own BLAS (MKL, statically linked into libtorch_cpu.so and exporting the Fortran
 # `sgemm_`); it follows torch.set_num_threads like every torch kernel.
@@ -733,17 +725,13 @@ SEQUENTIAL_LOOPS = "func.func(convert-linalg-to-loops),lower-affine,canonicalize
 
 def generate_loops_text(threads: int) -> str:
     """linalg -> loops. With several threads: parallel dims become `scf.parallel`; inner parallel
-    loops go back to `scf.for`; the outermost become OpenMP worksharing loops with `threads`
-    threads (only those worth the fork: see `serialize_small_parallel_loops`)."""
+    loops go back to `scf.for`; the outermost are split over torch's OpenMP team by
+    lowering/parallel.py (only those worth the fork: see `serialize_small_parallel_loops`)."""
     if threads <= 1:
         return SEQUENTIAL_LOOPS
     return (
         "func.func(convert-linalg-to-parallel-loops),lower-affine,canonicalize,cse"
     )
-
-
-def openmp_text(threads: int) -> str:
-    return f"convert-scf-to-openmp{{num-threads={threads}}},canonicalize"
 
 
 # Below this many iterations of an op's loop nest (its elements) a parallel region costs more
@@ -1042,9 +1030,10 @@ def _sliced(value: ir.Value, m: ir.AffineMap, ivs: list, k: int):
     return view, new_map
 
 
-def _fuse_group(ops: list, k: int) -> None:
+def _fuse_group(ops: list, k: int, parallel: bool = False) -> None:
     """Move `ops` into one loop nest over their first `k` dims, placed where the last op was;
-    each op works on the row's subviews of its operands."""
+    each op works on the row's subviews of its operands. `parallel`: the nest is one
+    `scf.parallel` (rows are independent), which later stages spread over threads."""
     from mlir.dialects import linalg, scf
 
     index = ir.IndexType.get()
@@ -1052,7 +1041,16 @@ def _fuse_group(ops: list, k: int) -> None:
     with last.location:
         ip = ir.InsertionPoint(last)
         ivs, loops = [], []
-        for size in ops[0].sizes[:k]:
+        if parallel:
+            with ip:
+                constant = lambda v: arith.ConstantOp(index, v).result
+                loop = scf.ParallelOp([], [constant(0)] * k, [constant(n) for n in ops[0].sizes[:k]],
+                                      [constant(1)] * k, [])
+            block = loop.regions[0].blocks.append(*([index] * k))
+            with ir.InsertionPoint(block):
+                yield_op = scf.ReduceOp([], 0)
+            ivs = list(block.arguments)
+        for size in ops[0].sizes[:k] if not parallel else []:
             with ip:
                 loop = scf.ForOp(arith.ConstantOp(index, 0).result, arith.ConstantOp(index, size).result,
                                  arith.ConstantOp(index, 1).result)
@@ -1104,7 +1102,12 @@ def _renumber_indices(op, ivs: list, k: int) -> None:
             inner.attributes["dim"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d - k)
 
 
-def fuse_rows(module: ir.Module) -> None:
+def fuse_rows_in_parallel(module: ir.Module) -> None:
+    """`fuse_rows` with each row loop nest an `scf.parallel` (several threads)."""
+    fuse_rows(module, parallel=True)
+
+
+def fuse_rows(module: ir.Module, parallel: bool = False) -> None:
     """Run consecutive linalg ops that share their leading parallel dims (a reduction over the
     last dim, the elementwise op reading its result, the fills of its accumulators) as one loop
     nest over those dims, each op on the row's subviews: softmax, layer norm and attention's
@@ -1139,4 +1142,4 @@ def fuse_rows(module: ir.Module) -> None:
         groups.append(group)
     for group in groups:
         if len(group) >= 2 and any(o.op.name == "linalg.generic" for o in group):
-            _fuse_group(group, _group_rows(group))
+            _fuse_group(group, _group_rows(group), parallel)

@@ -29,7 +29,7 @@ from mlir.dialects import arith, bufferization, func
 from mlir.dialects import memref as memref_d
 
 from torch_mlir_backend.errors import CompileError
-from torch_mlir_backend.lowering import codegen
+from torch_mlir_backend.lowering import codegen, parallel
 from torch_mlir_backend.lowering.builders import ops_named
 from torch_mlir_backend.lowering.extern import extern_results_into_outputs, install_extern_kernel_table
 from torch_mlir_backend.options import ENV_DUMP_DIR
@@ -810,18 +810,16 @@ TO_LLVM = (
     "reconcile-unrealized-casts,"
     "canonicalize,cse"
 )
-# omp.* regions (multi-threaded loops) carry LLVM-typed operands only after convert-openmp-to-llvm
-TO_LLVM_WITH_OPENMP = TO_LLVM.replace("reconcile-unrealized-casts,", "convert-openmp-to-llvm,reconcile-unrealized-casts,")
 
 
 def check_llvm_legal(module: ir.Module) -> None:
-    """Every op left must be in the LLVM (or OpenMP) dialect, else the JIT's translation fails
+    """Every op left must be in the LLVM dialect, else the JIT's translation fails
     later with a less helpful message: name the leftovers and where they came from."""
     leftovers: dict[str, str] = {}
 
     def visit(op):
         name = op.name
-        if not (name.startswith("llvm.") or name.startswith("omp.") or name == "builtin.module"):
+        if not (name.startswith("llvm.") or name == "builtin.module"):
             leftovers.setdefault(name, str(op.location))
         return ir.WalkResult.ADVANCE
 
@@ -838,10 +836,10 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
     """linalg-on-tensors `@main` -> LLVM dialect with a destination-passing `@main`.
 
     `fast` (default: unless $TORCH_MLIR_BACKEND_CODEGEN == "loops") selects the code generation of
-    lowering/codegen.py: BLAS contractions, vectorizable reductions and exp/erf, OpenMP loops;
-    otherwise plain loops. With it, `threads` (default `codegen.default_threads()`: 1 unless
-    $TORCH_MLIR_BACKEND_OPENMP=1) is the OpenMP team size (1: no OpenMP) and `blas=False` keeps every
-    contraction on generated loops."""
+    lowering/codegen.py: BLAS contractions, vectorizable reductions and exp/erf, parallel loops;
+    otherwise plain loops. With it, `threads` > 1 (default `codegen.default_threads()`:
+    torch.get_num_threads() unless $TORCH_MLIR_BACKEND_OPENMP=0) splits loops over torch's OpenMP
+    team (lowering/parallel.py), and `blas=False` keeps every contraction on generated loops."""
     if fast is None:
         fast = os.environ.get(codegen.ENV_CODEGEN, "fast") != "loops"
     if threads is None:
@@ -871,7 +869,9 @@ def default_pipeline(arg_layouts: Optional[Sequence[ArgLayout]] = None, threads:
             *codegen_stages,
             Stage("lower-complex", LOWER_COMPLEX, "complex ops -> arith/math on real and imaginary parts"),
             Stage("lower-math", LOWER_MATH, "math ops -> LLVM intrinsics / libm calls"),
-            Stage("to-llvm", TO_LLVM_WITH_OPENMP if fast and threads > 1 else TO_LLVM, "everything -> LLVM dialect"),
+            Stage("to-llvm", TO_LLVM, "everything -> LLVM dialect"),
+            Stage("parallel-launchers", parallel.install_parallel_launchers,
+                  "each outlined parallel loop's launcher calls libgomp's GOMP_parallel"),
             Stage("extern-kernel-table", install_extern_kernel_table,
                   "calls of ATen kernels go through a function-pointer table the runtime fills (lowering/extern.py)"),
             Stage("check-llvm-legal", check_llvm_legal, "fail early if an op was not lowered"),
@@ -895,9 +895,8 @@ def _fast_codegen_stages(threads: int, blas: bool) -> list:
         Stage("min-max-intrinsics", codegen.min_max_to_intrinsics,
               "float min/max as LLVM intrinsics (arith-expand's compare/select chains do not vectorize)"),
     ]
-    if threads <= 1:  # its row loops are sequential: with OpenMP the ops keep their parallel loops
-        codegen_stages.append(Stage("fuse-rows", codegen.fuse_rows,
-                                    "consecutive ops sharing leading parallel dims run row by row (rows stay in L1)"))
+    codegen_stages.append(Stage("fuse-rows", codegen.fuse_rows if threads <= 1 else codegen.fuse_rows_in_parallel,
+                                "consecutive ops sharing leading parallel dims run row by row (rows stay in L1)"))
     codegen_stages += [
         Stage("generate-loops", codegen.generate_loops_text(threads),
               "linalg -> scf loops (parallel dims as scf.parallel when threads > 1)"),
@@ -906,6 +905,7 @@ def _fast_codegen_stages(threads: int, blas: bool) -> list:
         codegen_stages += [
             Stage("serialize-small-parallel-loops", codegen.serialize_small_parallel_loops,
                   "keep scf.parallel for outermost loops with enough work"),
-            Stage("openmp", codegen.openmp_text(threads), f"scf.parallel -> OpenMP ({threads} threads)"),
+            Stage("outline-parallel-loops", parallel.outline_parallel_loops,
+                  "scf.parallel -> per-thread bodies launched on torch's OpenMP team (lowering/parallel.py)"),
         ]
     return codegen_stages

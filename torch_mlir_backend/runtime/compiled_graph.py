@@ -30,6 +30,7 @@ from torch_mlir_backend.lowering.pipeline import (
     mlir_error_text,
 )
 from torch_mlir_backend.lowering.codegen import blas_library, uses_blas
+from torch_mlir_backend.lowering.parallel import torch_openmp_library, uses_parallel_launchers
 from torch_mlir_backend.options import CompileOptions
 from torch_mlir_backend.types import TensorSpec, format_specs
 from torch_mlir_backend.runtime import extern_kernels
@@ -37,7 +38,6 @@ from torch_mlir_backend.runtime.memref import CallFrame, contiguous_strides, pla
 
 ResultShapesFn = Callable[[Sequence[torch.Tensor]], Sequence[Sequence[int]]]
 
-OPENMP_LIBRARY = os.path.join(sys.prefix, "lib", "libiomp5.so")
 
 # Debug mode: outputs get guard zones and inputs are compared before/after each call, so
 # generated code that writes outside its outputs is caught at the call that did it, not as
@@ -269,19 +269,6 @@ def check_contract(module: ir.Module, arg_specs, result_specs, entry: str = ENTR
         )
 
 
-def _uses_openmp(module: ir.Module) -> bool:
-    found = []
-
-    def visit(op):
-        if op.name.startswith("omp."):
-            found.append(op.name)
-            return ir.WalkResult.INTERRUPT
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return bool(found)
-
-
 def parse_module(module_or_text: Union[str, ir.Module], context: ir.Context) -> ir.Module:
     """A copy of the input in `context` (the caller's module is never modified)."""
     text = module_or_text if isinstance(module_or_text, str) else module_or_text.operation.get_asm(
@@ -340,7 +327,8 @@ def compile_owned_module(
     except ir.MLIRError as e:
         raise CompileError("the lowered module does not verify", mlir_error_text(e), stage="verify") from None
 
-    shared_libs = [OPENMP_LIBRARY] if _uses_openmp(module) else []
+    # parallel loops run on torch's own libgomp team (lowering/parallel.py)
+    shared_libs = [torch_openmp_library()] if uses_parallel_launchers(module) else []
     if uses_blas(module):  # contractions call torch's own BLAS (lowering/codegen.py)
         shared_libs.append(blas_library())
     start = time.perf_counter()

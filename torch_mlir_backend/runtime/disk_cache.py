@@ -59,8 +59,8 @@ FORMAT = "shared-object-v1"
 ENTRY_SUFFIX = ".entry"
 LOCK_FILE = ".lock"
 # Libraries a cached shared object may depend on (libc for malloc/free/memset, libm for math
-# functions, the OpenMP runtime for parallel loops).
-ALLOWED_NEEDED = frozenset({"libc.so.6", "libm.so.6", "libiomp5.so"})
+# functions); torch's libgomp (parallel loops) and BLAS are allowed as libraries this process loaded.
+ALLOWED_NEEDED = frozenset({"libc.so.6", "libm.so.6"})
 PACKED_PREFIX = "_mlir__mlir_ciface_"  # the packed `void(void**)` wrapper the runtime calls
 
 
