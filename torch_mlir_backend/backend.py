@@ -26,6 +26,7 @@ from .decompositions import decomposition_table
 from .dynamic_shapes import DataDependentOutputs, ShapePlan, has_symbolic_sizes, plan_data_dependent, symbolic_shapes
 from .errors import CompileError, TorchMlirBackendError
 from .importers.fx_importer import FxImporter
+from .layout import to_channels_last
 from .lowering import lower_to_linalg
 from .options import CompileOptions
 from .partition import compile_graph
@@ -376,7 +377,13 @@ def make_backend(options: Optional[dict] = None, owner: Optional[GraphOwner] = N
         with _owned_by(slot):
             return compile_graph(gm, example_inputs, opts, lambda g, ex, o: compile_fx_graph(g, ex, o))
 
-    return aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
+    def inference_compiler(gm: torch.fx.GraphModule, example_inputs):
+        # Inference only: convolution regions run channels-last (layout.py); training graphs
+        # save channels-first activations for their backward.
+        to_channels_last(gm)
+        return compiler(gm, example_inputs)
+
+    return aot_autograd(fw_compiler=compiler, bw_compiler=compiler, inference_compiler=inference_compiler,
                         decompositions=decomposition_table())
 
 

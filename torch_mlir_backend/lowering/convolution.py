@@ -25,6 +25,7 @@ import torch
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
+from .. import layout  # noqa: F401  (defines the tmb:: ops lowered here)
 from ..options import ENV_CONVOLUTION, convolution_policy
 from ..types import FLOAT_DTYPES, INT_DTYPES
 from . import builders as b
@@ -245,6 +246,14 @@ def convolution(ctx, x, w, bias, stride, padding, dilation, transposed, output_p
             outputs_can_be_allocated(ctx, *operands):
         return lower_as_extern_kernel(ctx, *operands)
     return generated_convolution(ctx, *operands)
+
+
+@lowers(torch.ops.tmb.convolution_channels_last.default, dtypes=ATEN_CONV_DTYPES)
+def convolution_channels_last(ctx, *operands):
+    """NHWC convolution (torch_mlir_backend/layout.py): always ATen's oneDNN kernel, which gets
+    channels-last views of the buffers."""
+    ctx.require(outputs_can_be_allocated(ctx, *operands), "the output's sizes must be static")
+    return lower_as_extern_kernel(ctx, *operands)
 
 
 @lowers(aten.convolution_backward.default, dtypes=ATEN_CONV_DTYPES)

@@ -30,6 +30,7 @@ import torch
 from mlir import ir
 from mlir.dialects import arith, linalg
 
+from .. import layout  # noqa: F401  (defines the tmb:: ops lowered here)
 from ..types import FLOAT_DTYPES
 from . import builders as b
 from .convolution import pad_tensor, spatial_list
@@ -253,6 +254,40 @@ def _max_values(padded: ir.Value, dtype: torch.dtype, pool: "_Pool") -> ir.Value
 @lowers(aten.max_pool2d_with_indices.default, dtypes=MAX_POOL_DTYPES)
 def max_pool2d_with_indices(ctx, x, kernel_size, stride=(), padding=(0,), dilation=(1,), ceil_mode=False):
     return _max_pool(ctx, x, 2, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@lowers(torch.ops.tmb.max_pool2d_channels_last.default, dtypes=MAX_POOL_DTYPES)
+def max_pool2d_channels_last(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Max pooling of an NHWC tensor (torch_mlir_backend/layout.py): loops (n, oh, ow, kh, kw, c),
+    the innermost along the contiguous channels, which LLVM vectorizes."""
+    spec = ctx.in_specs[0]
+    ctx.require(spec.rank == 4 and spec.is_static, "expects a static [N, H, W, C] input")
+    dtype = spec.dtype
+    n, h, w, c = spec.shape
+    kernel = spatial_list(ctx, kernel_size, 2, "kernel_size")
+    stride = spatial_list(ctx, stride, 2, "stride")
+    padding = spatial_list(ctx, padding, 2, "padding")
+    dilation = spatial_list(ctx, dilation, 2, "dilation")
+    out = [pooled_size(size, k, s, p, d, ceil_mode) for size, k, s, p, d in zip((h, w), kernel, stride, padding, dilation)]
+    ctx.require(all(o > 0 for o in out), f"output size {out} is too small")
+    high = [max(0, (o - 1) * s + d * (k - 1) + 1 - size - p)
+            for o, s, d, k, size, p in zip(out, stride, dilation, kernel, (h, w), padding)]
+    padded = pad_tensor(x, [0, padding[0], padding[1], 0], [0, high[0], high[1], 0], b.lowest(dtype), dtype)
+    # iteration dims: n, oh, ow, kh, kw, c
+    x_map = ir.AffineMap.get(6, 0, [_dim(0), _dim(1) * stride[0] + _dim(3) * dilation[0],
+                                    _dim(2) * stride[1] + _dim(4) * dilation[1], _dim(5)])
+    win_map = ir.AffineMap.get(6, 0, [_dim(3), _dim(4)])
+    out_map = ir.AffineMap.get(6, 0, [_dim(0), _dim(1), _dim(2), _dim(5)])
+    init = b.full([n, out[0], out[1], c], b.lowest(dtype), dtype)
+    extent = b.empty(kernel, torch.int8)  # gives the window loops their extent
+
+    def body(xv, _w, acc):
+        if b.is_float(dtype):  # NaN propagates, as eager's max pooling
+            return arith.MaximumFOp(xv, acc).result
+        return (arith.MaxUIOp if b.is_unsigned(dtype) else arith.MaxSIOp)(xv, acc).result
+
+    iterators = ["parallel"] * 3 + ["reduction"] * 2 + ["parallel"]
+    return b.generic([padded, extent], [init], [x_map, win_map, out_map], iterators, body)
 
 
 @lowers(aten.max_pool3d_with_indices.default, dtypes=MAX_POOL_DTYPES)

@@ -45,6 +45,8 @@ def _dtype(name: str) -> torch.dtype:
 def _overload(name: str) -> torch._ops.OpOverload:
     """`aten.linalg_inv_ex.default` -> the OpOverload."""
     namespace, op, overload = name.split(".")
+    if namespace == "tmb":
+        from torch_mlir_backend import layout  # noqa: F401  (defines the tmb:: ops)
     return getattr(getattr(getattr(torch.ops, namespace), op), overload)
 
 

@@ -1,0 +1,161 @@
+"""Channels-last regions (torch_mlir_backend/layout.py): the tmb:: ops against ATen, the graph
+rewrite (what joins a region, where permutes go back to NCHW) and whole networks against eager,
+in inference; training and the off switch keep NCHW."""
+import operator
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from helpers import check, compile_fn, make_input
+from torch_mlir_backend import layout
+
+F32 = torch.float32
+tmb = torch.ops.tmb
+
+
+# ----- the two ops --------------------------------------------------------------------------------
+@pytest.mark.parametrize("stride,padding,dilation,groups", [((1, 1), (1, 1), (1, 1), 1), ((2, 1), (3, 0), (1, 2), 1),
+                                                             ((1, 1), (1, 1), (1, 1), 4)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_convolution_channels_last_is_atens_convolution(stride, padding, dilation, groups, dtype):
+    x, w, b = make_input((2, 8, 9, 11), dtype, seed=1), make_input((12, 8 // groups, 3, 3), dtype, seed=2), \
+        make_input((12,), dtype, seed=3)
+    want = torch.ops.aten.convolution(x, w, b, stride, padding, dilation, False, [0, 0], groups)
+    eager = tmb.convolution_channels_last(x.permute(0, 2, 3, 1).contiguous(), w, b, stride, padding, dilation, groups)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == F32 else dict(atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(eager.permute(0, 3, 1, 2), want, **tol)
+    compiled = check(lambda t: tmb.convolution_channels_last(t, w, b, stride, padding, dilation, groups),
+                     x.permute(0, 2, 3, 1).contiguous(), **tol)
+    assert compiled >= 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.uint8])
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil", [((3, 3), (2, 2), (1, 1), (1, 1), False),
+                                                                 ((2, 3), (2, 1), (1, 0), (1, 2), True),
+                                                                 ((3, 3), (3, 3), (0, 0), (1, 1), True)])
+def test_max_pool2d_channels_last_lowering(dtype, kernel, stride, padding, dilation, ceil):
+    x = make_input((2, 9, 10, 5), dtype, -5, 5, seed=4)
+    if dtype.is_floating_point:
+        x[0, 1, 1, 2] = float("nan")
+        x[1, :3, :3, 0] = float("-inf")
+
+    def pool(t):
+        return tmb.max_pool2d_channels_last(t, kernel, stride, padding, dilation, ceil)
+
+    want = F.max_pool2d(x.permute(0, 3, 1, 2), kernel, stride, padding, dilation, ceil_mode=ceil).permute(0, 2, 3, 1)
+    torch.testing.assert_close(pool(x), want, atol=0, rtol=0, equal_nan=True)
+    check(pool, x, atol=0, rtol=0)
+
+
+# ----- the rewrite ----------------------------------------------------------------------------------
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride), nn.BatchNorm2d(cout)) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (self.down(x) if self.down is not None else x))
+
+
+class SmallResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 5, 2, 2), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(3, 2, 1, ceil_mode=True))
+        self.blocks = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2))
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        features = self.blocks(self.stem(x))
+        # a region value used outside the region twice: by the head and as a graph output
+        return self.head(features.mean((2, 3))), torch.sigmoid(features) * 2
+
+
+def _randomize_batch_norms(model):
+    g = torch.Generator().manual_seed(7)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model
+
+
+def _graph_of(model, x):
+    """The inference FX graph our backend compiles, after the channels-last rewrite."""
+    import torch_mlir_backend.backend as backend
+
+    graphs = []
+    original = backend.compile_fx_graph
+
+    def spy(gm, example_inputs, options=None):
+        graphs.append(gm)
+        return original(gm, example_inputs, options)
+
+    backend.compile_fx_graph = spy
+    try:
+        with torch.no_grad():
+            got = torch.compile(model, backend="torch_mlir", options={"strict": True})(x)
+    finally:
+        backend.compile_fx_graph = original
+    return graphs, got
+
+
+def test_small_resnet_runs_channels_last_and_matches_eager():
+    torch.manual_seed(0)
+    model = _randomize_batch_norms(SmallResNet()).eval()
+    x = make_input((2, 3, 33, 31), F32, seed=5)
+    (gm,), got = _graph_of(model, x)
+    targets = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+    assert targets.count(tmb.convolution_channels_last.default) == 6
+    assert torch.ops.aten.convolution.default not in targets
+    assert targets.count(tmb.max_pool2d_channels_last.default) == 1
+    (mean,) = [n for n in gm.graph.nodes if n.target == torch.ops.aten.mean.dim]
+    assert mean.args[1] == [1, 2]
+    # one permute into NHWC (the input) and one back (the graph output); the mean over H and W
+    # reads the NHWC features directly
+    layout_permutes = [n for n in gm.graph.nodes if n.target == torch.ops.aten.permute.default and len(n.args[1]) == 4]
+    assert len(layout_permutes) == 2, layout_permutes
+    with torch.no_grad():
+        want = model(x)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+
+
+def test_training_and_the_off_switch_keep_channels_first(monkeypatch):
+    torch.manual_seed(0)
+    model = _randomize_batch_norms(SmallResNet()).eval()
+    x = make_input((2, 3, 17, 17), F32, seed=6)
+    monkeypatch.setenv(layout.ENV_CHANNELS_LAST, "0")
+    (gm,), got = _graph_of(model, x)
+    assert not any(str(n.target).startswith("tmb.") for n in gm.graph.nodes)
+    monkeypatch.delenv(layout.ENV_CHANNELS_LAST)
+    torch._dynamo.reset()
+    # training: forward and backward graphs stay NCHW, gradients match eager
+    x.requires_grad_(True)
+    compiled = compile_fn(model)
+    out, side = compiled(x)
+    (out.sum() + side.sum()).backward()
+    grad = x.grad.clone()
+    x.grad = None
+    out, side = model(x)
+    (out.sum() + side.sum()).backward()
+    torch.testing.assert_close(grad, x.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_ops_that_cannot_follow_stay_channels_first():
+    # A conv whose output feeds a reduction over channels and a view: the conv still runs NHWC,
+    # its consumers get it back in NCHW.
+    w = make_input((6, 4, 3, 3), F32, seed=8)
+
+    def fn(x):
+        y = F.conv2d(x, w, padding=1)
+        return y.softmax(1), y.flatten(1)
+
+    check(fn, make_input((2, 4, 7, 7), F32, seed=9), atol=1e-5, rtol=1e-5)
