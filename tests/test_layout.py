@@ -15,6 +15,11 @@ F32 = torch.float32
 tmb = torch.ops.tmb
 
 
+@pytest.fixture(autouse=True)
+def _channels_last_on(monkeypatch):
+    monkeypatch.setenv(layout.ENV_CHANNELS_LAST, "1")  # opt-in (see layout.py)
+
+
 # ----- the two ops --------------------------------------------------------------------------------
 @pytest.mark.parametrize("stride,padding,dilation,groups", [((1, 1), (1, 1), (1, 1), 1), ((2, 1), (3, 0), (1, 2), 1),
                                                              ((1, 1), (1, 1), (1, 1), 4)])
@@ -132,10 +137,12 @@ def test_training_and_the_off_switch_keep_channels_first(monkeypatch):
     torch.manual_seed(0)
     model = _randomize_batch_norms(SmallResNet()).eval()
     x = make_input((2, 3, 17, 17), F32, seed=6)
+    monkeypatch.delenv(layout.ENV_CHANNELS_LAST)
+    assert not layout.enabled()  # opt-in
     monkeypatch.setenv(layout.ENV_CHANNELS_LAST, "0")
     (gm,), got = _graph_of(model, x)
     assert not any(str(n.target).startswith("tmb.") for n in gm.graph.nodes)
-    monkeypatch.delenv(layout.ENV_CHANNELS_LAST)
+    monkeypatch.setenv(layout.ENV_CHANNELS_LAST, "1")
     torch._dynamo.reset()
     # training: forward and backward graphs stay NCHW, gradients match eager
     x.requires_grad_(True)
