@@ -1,8 +1,6 @@
-"""Channels-last regions (torch_mlir_backend/layout.py): the tmb:: ops against ATen, the graph
-rewrite (what joins a region, where permutes go back to NCHW) and whole networks against eager,
-in inference; training and the off switch keep NCHW."""
-import operator
-
+"""Channels-last regions (torch_mlir_backend/layout.py): the graph rewrite (what joins a region, where permutes go back to NCHW) and whole networks against eager,
+in inference; training and the off switch keep NCHW. The tmb:: ops' lowerings are tested in
+tests/lowering (test_convolution.py, test_pooling.py)."""
 import pytest
 import torch
 import torch.nn as nn
@@ -18,40 +16,6 @@ tmb = torch.ops.tmb
 @pytest.fixture(autouse=True)
 def _channels_last_on(monkeypatch):
     monkeypatch.setenv(layout.ENV_CHANNELS_LAST, "1")  # opt-in (see layout.py)
-
-
-# ----- the two ops --------------------------------------------------------------------------------
-@pytest.mark.parametrize("stride,padding,dilation,groups", [((1, 1), (1, 1), (1, 1), 1), ((2, 1), (3, 0), (1, 2), 1),
-                                                             ((1, 1), (1, 1), (1, 1), 4)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_convolution_channels_last_is_atens_convolution(stride, padding, dilation, groups, dtype):
-    x, w, b = make_input((2, 8, 9, 11), dtype, seed=1), make_input((12, 8 // groups, 3, 3), dtype, seed=2), \
-        make_input((12,), dtype, seed=3)
-    want = torch.ops.aten.convolution(x, w, b, stride, padding, dilation, False, [0, 0], groups)
-    eager = tmb.convolution_channels_last(x.permute(0, 2, 3, 1).contiguous(), w, b, stride, padding, dilation, groups)
-    tol = dict(atol=1e-5, rtol=1e-5) if dtype == F32 else dict(atol=1e-12, rtol=1e-12)
-    torch.testing.assert_close(eager.permute(0, 3, 1, 2), want, **tol)
-    compiled = check(lambda t: tmb.convolution_channels_last(t, w, b, stride, padding, dilation, groups),
-                     x.permute(0, 2, 3, 1).contiguous(), **tol)
-    assert compiled >= 0
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.uint8])
-@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil", [((3, 3), (2, 2), (1, 1), (1, 1), False),
-                                                                 ((2, 3), (2, 1), (1, 0), (1, 2), True),
-                                                                 ((3, 3), (3, 3), (0, 0), (1, 1), True)])
-def test_max_pool2d_channels_last_lowering(dtype, kernel, stride, padding, dilation, ceil):
-    x = make_input((2, 9, 10, 5), dtype, -5, 5, seed=4)
-    if dtype.is_floating_point:
-        x[0, 1, 1, 2] = float("nan")
-        x[1, :3, :3, 0] = float("-inf")
-
-    def pool(t):
-        return tmb.max_pool2d_channels_last(t, kernel, stride, padding, dilation, ceil)
-
-    want = F.max_pool2d(x.permute(0, 3, 1, 2), kernel, stride, padding, dilation, ceil_mode=ceil).permute(0, 2, 3, 1)
-    torch.testing.assert_close(pool(x), want, atol=0, rtol=0, equal_nan=True)
-    check(pool, x, atol=0, rtol=0)
 
 
 # ----- the rewrite ----------------------------------------------------------------------------------

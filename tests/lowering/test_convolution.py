@@ -13,6 +13,9 @@ import torch.nn.functional as F
 from helpers import check, compile_fn, extern_kernels_called, make_input
 
 from torch_mlir_backend.options import ENV_CONVOLUTION
+from torch_mlir_backend import layout  # noqa: F401  (defines torch.ops.tmb)
+
+tmb = torch.ops.tmb
 
 
 @pytest.fixture(autouse=True)
@@ -254,3 +257,19 @@ def test_aten_kernel_path_transposed_and_dynamic_batch(monkeypatch):
         for batch in (2, 5, 3):
             x = make_input((batch, 3, 6, 6), torch.float32, -1, 1, seed=batch)
             torch.testing.assert_close(compiled(x), conv(x), atol=1e-4, rtol=1e-5)
+
+
+# ----- NHWC convolution of channels-last regions (torch_mlir_backend/layout.py) -----------------
+@pytest.mark.parametrize("stride,padding,dilation,groups", [((1, 1), (1, 1), (1, 1), 1), ((2, 1), (3, 0), (1, 2), 1),
+                                                             ((1, 1), (1, 1), (1, 1), 4)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_convolution_channels_last_is_atens_convolution(stride, padding, dilation, groups, dtype):
+    x, w, b = make_input((2, 8, 9, 11), dtype, seed=1), make_input((12, 8 // groups, 3, 3), dtype, seed=2), \
+        make_input((12,), dtype, seed=3)
+    want = torch.ops.aten.convolution(x, w, b, stride, padding, dilation, False, [0, 0], groups)
+    eager = tmb.convolution_channels_last(x.permute(0, 2, 3, 1).contiguous(), w, b, stride, padding, dilation, groups)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(eager.permute(0, 3, 1, 2), want, **tol)
+    compiled = check(lambda t: tmb.convolution_channels_last(t, w, b, stride, padding, dilation, groups),
+                     x.permute(0, 2, 3, 1).contiguous(), **tol)
+    assert compiled >= 0

@@ -6,6 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from helpers import check, compile_fn, make_input
+from torch_mlir_backend import layout  # noqa: F401  (defines torch.ops.tmb)
+
+tmb = torch.ops.tmb
 
 TOL = {
     torch.float32: (1e-6, 1e-6),
@@ -276,3 +279,22 @@ def test_grid_sample_3d():
             (F.grid_sample(x, grid, padding_mode="reflection", align_corners=True),)
 
     check(fn, x, grid, atol=1e-5, rtol=1e-5)
+
+
+# ----- NHWC max pooling of channels-last regions (torch_mlir_backend/layout.py) -----------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.uint8])
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil", [((3, 3), (2, 2), (1, 1), (1, 1), False),
+                                                                 ((2, 3), (2, 1), (1, 0), (1, 2), True),
+                                                                 ((3, 3), (3, 3), (0, 0), (1, 1), True)])
+def test_max_pool2d_channels_last_lowering(dtype, kernel, stride, padding, dilation, ceil):
+    x = make_input((2, 9, 10, 5), dtype, -5, 5, seed=4)
+    if dtype.is_floating_point:
+        x[0, 1, 1, 2] = float("nan")
+        x[1, :3, :3, 0] = float("-inf")
+
+    def pool(t):
+        return tmb.max_pool2d_channels_last(t, kernel, stride, padding, dilation, ceil)
+
+    want = F.max_pool2d(x.permute(0, 3, 1, 2), kernel, stride, padding, dilation, ceil_mode=ceil).permute(0, 2, 3, 1)
+    torch.testing.assert_close(pool(x), want, atol=0, rtol=0, equal_nan=True)
+    check(pool, x, atol=0, rtol=0)
