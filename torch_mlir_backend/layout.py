@@ -67,18 +67,9 @@ _lib.impl("convolution_channels_last", _convolution_channels_last, "CompositeExp
 _lib.impl("max_pool2d_channels_last", _max_pool2d_channels_last, "CompositeExplicitAutograd")
 
 
-@torch.library.register_fake("tmb::convolution_channels_last")
-def _convolution_channels_last_fake(x, weight, bias, stride, padding, dilation, groups):
-    y = aten.convolution(x.permute(TO_CHANNELS_FIRST), weight, bias, stride, padding, dilation, False,
-                         [0] * len(stride), groups)
-    return y.permute(TO_CHANNELS_LAST).contiguous()
-
-
-@torch.library.register_fake("tmb::max_pool2d_channels_last")
-def _max_pool2d_channels_last_fake(x, kernel_size, stride, padding, dilation, ceil_mode):
-    y = aten.max_pool2d_with_indices(x.permute(TO_CHANNELS_FIRST), kernel_size, stride, padding, dilation,
-                                     ceil_mode)[0]
-    return y.permute(TO_CHANNELS_LAST).contiguous()
+# The kernels only call ATen ops, which FakeTensors run: they are their own fake kernels.
+torch.library.register_fake("tmb::convolution_channels_last")(_convolution_channels_last)
+torch.library.register_fake("tmb::max_pool2d_channels_last")(_max_pool2d_channels_last)
 
 
 def enabled() -> bool:

@@ -32,6 +32,8 @@ from typing import Optional
 from mlir import ir
 from mlir.dialects import arith, func as func_d
 
+from .codegen import _constant  # an arith.constant's integer, else None
+
 BODY_PREFIX = "__tmb_parallel_body_"
 LAUNCH_PREFIX = "__tmb_parallel_launch_"
 THREAD_PREFIX = "__tmb_parallel_thread_"
@@ -189,7 +191,7 @@ def _take_this_threads_share(parallel: ir.Operation, thread: ir.Value, threads: 
     operands = list(parallel.operands)
     dim = 0
     for d in range(rank):
-        lb, ub = _constant_index(operands[d]), _constant_index(operands[rank + d])
+        lb, ub = _constant(operands[d]), _constant(operands[rank + d])
         if lb is None or ub is None or ub - lb > 1:
             dim = d
             break
@@ -204,13 +206,6 @@ def _take_this_threads_share(parallel: ir.Operation, thread: ir.Value, threads: 
     new_ub = arith.MinSIOp(arith.AddIOp(lb, arith.MulIOp(last, step).result).result, ub).result
     parallel.operands[dim] = new_lb
     parallel.operands[rank + dim] = new_ub
-
-
-def _constant_index(value: ir.Value) -> Optional[int]:
-    op = _defining_op(value)
-    if op is None or op.name != "arith.constant":
-        return None
-    return ir.IntegerAttr(op.attributes["value"]).value
 
 
 # ----- stage 2: launchers in the LLVM dialect ---------------------------------------------------
